@@ -102,4 +102,9 @@ d = { 'settings': { 'branch': 'main',
                                    'scene_cls.learner.scene_learner': ('learner.html#scene_learner', 'scene_cls/learner.py'),
                                    'scene_cls.learner.scene_model': ('learner.html#scene_model', 'scene_cls/learner.py'),
                                    'scene_cls.learner.state_dict_from': ('learner.html#state_dict_from', 'scene_cls/learner.py'),
-                                   'scene_cls.learner.weights_cache': ('learner.html#weights_cache', 'scene_cls/learner.py')}}}
+                                   'scene_cls.learner.weights_cache': ('learner.html#weights_cache', 'scene_cls/learner.py')},
+            'scene_cls.predict': { 'scene_cls.predict._top': ('predict.html#_top', 'scene_cls/predict.py'),
+                                   'scene_cls.predict.list_inputs': ('predict.html#list_inputs', 'scene_cls/predict.py'),
+                                   'scene_cls.predict.predict_csv': ('predict.html#predict_csv', 'scene_cls/predict.py'),
+                                   'scene_cls.predict.predict_rows': ('predict.html#predict_rows', 'scene_cls/predict.py'),
+                                   'scene_cls.predict.read_image': ('predict.html#read_image', 'scene_cls/predict.py')}}}
