@@ -21,9 +21,10 @@ def test_the_real_sample_has_no_fatal_problem(intel_sample):
     assert not rep.fatal.any(), rep[rep.fatal].to_string()
 
 # The recipe, with the stated budget: EfficientNet-Lite0 with its real ImageNet weights (no network needed),
-# 224 px, 4 frozen epochs (head on the pretrained features) then 1 unfrozen epoch, lr 1e-2, batch 32.
-# Measured on 2 CPU cores: see the closing note of issue 4. Plain fastai fine_tune reached 81-84% here.
-RECIPE = ['--arch', 'tf_efficientnet_lite0', '--weights', 'imagenet', '--size', 224, '--freeze-epochs', 4,
+# 224 px, 5 frozen epochs (the linear head on the pretrained features) then 1 unfrozen epoch, lr 1e-2, batch 32.
+# Measured on 2 CPU cores: 86.0% in about 290 s of training (issue 4's closing note); plain fastai fine_tune
+# reached 81-84% here. The seeded CPU run repeats exactly, so the figure does not drift between runs.
+RECIPE = ['--arch', 'tf_efficientnet_lite0', '--weights', 'imagenet', '--size', 224, '--freeze-epochs', 5,
           '--epochs', 1, '--lr', 1e-2, '--bs', 32, '--seed', 42, '--k', 9]
 
 def test_lite0_recipe_reaches_85_percent_on_real_images(intel_sample, tmp_path):
