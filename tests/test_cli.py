@@ -89,9 +89,9 @@ def test_check_and_training_on_broken_data(synthetic, tmp_path):
     (('train', '--data', 'SYN', '--size', '8'), 'too small'),
     (('train', '--data', 'SYN', '--weights', 'NOWHERE/w.pth', '--arch', 'resnet18'), 'no such weights file'),
     (('train', '--data', 'SYN', '--resume', '--out', 'NOWHERE'), 'nothing to resume'),
-    (('predict', 'FOREIGN', 'SYN'), 'not a fastai Learner'),
+    (('predict', 'FOREIGN', 'SYN'), 'not a model exported'),
     (('predict', 'NOWHERE/model.pkl', 'SYN'), 'no such model file'),
-    (('interpret', 'FOREIGN', 'SYN'), 'not a fastai Learner'),
+    (('interpret', 'FOREIGN', 'SYN'), 'not a model exported'),
     (('check', 'NOWHERE'), 'no such folder'),
 ])
 def test_user_errors_are_one_clear_line(args, msg, synthetic, tmp_path):

@@ -48,7 +48,7 @@ def test_places365_download_path_offline_and_from_cache(tmp_path, monkeypatch):
     src = torchvision.models.resnet50(weights=None)
     sd = {'module.' + k: v for k, v in src.state_dict().items() if not k.startswith('fc.')}
     sd.update({'module.fc.weight': torch.randn(365, 2048), 'module.fc.bias': torch.randn(365)})
-    (tmp_path/'hub/checkpoints').mkdir(parents=True)
+    (tmp_path/'hub/checkpoints').mkdir(parents=True, exist_ok=True)   # the failed download made it already
     torch.save({'epoch': 90, 'arch': 'resnet50', 'state_dict': sd}, tmp_path/'hub/checkpoints'/PLACES365_URL.split('/')[-1])
     m = load_pretrained(torchvision.models.resnet50(weights=None), 'resnet50', 'places365')
     assert torch.equal(m.layer1[0].conv1.weight, src.layer1[0].conv1.weight)
