@@ -21,11 +21,12 @@ def test_the_real_sample_has_no_fatal_problem(intel_sample):
     assert not rep.fatal.any(), rep[rep.fatal].to_string()
 
 # The recipe, with the stated budget: EfficientNet-Lite0 with its real ImageNet weights (no network needed),
-# 224 px, 5 frozen epochs (the linear head on the pretrained features) then 1 unfrozen epoch, lr 1e-2, batch 32.
-# Measured on 2 CPU cores: 86.0% in about 290 s of training (issue 4's closing note); plain fastai fine_tune
-# reached 81-84% here. The seeded CPU run repeats exactly, so the figure does not drift between runs.
+# 224 px, batch 32, lr 1e-2, 5 frozen epochs: the linear head trained on the pretrained features, which warm up over
+# the first quarter. Measured on 2 CPU cores: 89.3% in about 150 s (issue 4's closing note). Adding one unfrozen
+# epoch lowered accuracy on these 900 images in each of three runs (to 86-87%), so this budget stops before it;
+# plain fastai fine_tune reached 81-84% here. The seeded CPU run repeats exactly.
 RECIPE = ['--arch', 'tf_efficientnet_lite0', '--weights', 'imagenet', '--size', 224, '--freeze-epochs', 5,
-          '--epochs', 1, '--lr', 1e-2, '--bs', 32, '--seed', 42, '--k', 9]
+          '--epochs', 0, '--lr', 1e-2, '--bs', 32, '--seed', 42, '--k', 9]
 
 def test_lite0_recipe_reaches_85_percent_on_real_images(intel_sample, tmp_path):
     out = tmp_path/'run'
