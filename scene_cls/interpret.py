@@ -59,7 +59,7 @@ def labelled_dl(learn:Learner, path:str|Path, bs:int=None) -> TfmdDL:
 def scene_preds(learn:Learner, dl=None) -> tuple:
     "(DataFrame with path, actual, predicted, confidence, loss per image; probabilities) for `dl` (default: validation)"
     dl = ifnone(dl, learn.dls.valid)
-    probs, targs, losses = learn.get_preds(dl=dl, with_loss=True)
+    probs, targs, losses = learn.get_preds(dl=dl, with_loss=True, cbs=FreeMemory())
     vocab, pred = learn.dls.vocab, probs.argmax(1)
     df = pd.DataFrame(dict(path=[str(p) for p in dl.items], actual=[vocab[i] for i in targs], predicted=[vocab[i] for i in pred],
                            confidence=probs.max(1).values.numpy(), p_actual=probs[torch.arange(len(targs)), targs].numpy(),

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/learner.html.md"""
 
 # %% ../notebooks/02_learner.ipynb #ef53d6b0
 from __future__ import annotations
-import json, os, shutil, socket, tempfile, time, urllib.request, warnings
+import ctypes, ctypes.util, gc, json, os, shutil, socket, tempfile, time, urllib.request, warnings
 from pathlib import Path
 import timm, torchvision
 from fastai.vision.all import *
@@ -18,7 +18,8 @@ from .augment import *
 # %% auto #0
 __all__ = ['PLACES365_URL', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'state_dict_from',
            'load_pretrained', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda', 'scene_learner',
-           'find_lr', 'plan_stages', 'RunLog', 'fit_scene', 'export_learner', 'load_scene_learner']
+           'find_lr', 'plan_stages', 'RunLog', 'fit_scene', 'export_learner', 'load_scene_learner', 'free_memory',
+           'FreeMemory']
 
 # %% ../notebooks/02_learner.ipynb #4baf430b
 def arch_source(arch:str) -> tuple:
@@ -307,3 +308,23 @@ def load_scene_learner(fname:str|Path, cpu:bool=None) -> Learner:
     except Exception as e: raise SceneError(f"{fname}: not a model exported by scene_cls / fastai's Learner.export ({type(e).__name__}: {e})") from None
     if not isinstance(learn, Learner): raise SceneError(f"{fname}: holds a {type(learn).__name__}, not a fastai Learner")
     return learn
+
+# %% ../notebooks/02_learner.ipynb #346e28aa
+def _malloc_trim():
+    try: return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim
+    except Exception: return None   # not glibc (macOS, Windows, musl): nothing to trim
+
+_trim = _malloc_trim()
+
+def free_memory() -> bool:
+    "Collect garbage cycles and give freed heap pages back to the system; whether the heap could be trimmed"
+    gc.collect()
+    if _trim: _trim(0)
+    return _trim is not None
+
+class FreeMemory(Callback):
+    "`free_memory` every `every` batches, so memory stays flat over a long `get_preds`"
+    order = 100
+    def __init__(self, every:int=8): self.every = every
+    def after_batch(self):
+        if self.iter % self.every == self.every - 1: free_memory()

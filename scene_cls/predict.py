@@ -54,7 +54,7 @@ def predict_rows(learn:Learner, paths, # files and folders
     "One dict per input file: path, predicted, confidence, top3, error (empty when it was predicted)"
     files, chunk = list_inputs(paths), chunk or 4*bs
     vocab = learn.dls.vocab
-    for s in progress_bar(range(0, len(files), chunk), display=progress and len(files) > chunk, leave=False):
+    for n, s in enumerate(progress_bar(range(0, len(files), chunk), display=progress and len(files) > chunk, leave=False)):
         rows, good = [], []
         for f in files[s:s+chunk]:
             try: good.append((len(rows), read_image(f, min_size))); rows.append(dict(path=str(f), predicted='', confidence='', top3='', error=''))
@@ -66,6 +66,7 @@ def predict_rows(learn:Learner, paths, # files and folders
             for (i, _), p in zip(good, probs):
                 rows[i].update(predicted=vocab[p.argmax()], confidence=round(float(p.max()), 6), top3=_top(p, vocab))
         yield from rows
+        if n % 4 == 3: free_memory()   # past chunks' images and DataLoaders go now, not at Python's next full collection
 
 def predict_csv(learn:Learner, paths, out:str|Path, **kwargs) -> dict:
     "Write `predict_rows` to the CSV `out`, row by row; return the counts"
