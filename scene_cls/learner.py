@@ -17,9 +17,9 @@ from .augment import *
 
 # %% auto #0
 __all__ = ['PLACES365_URL', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'state_dict_from',
-           'load_pretrained', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda', 'scene_learner',
-           'find_lr', 'plan_stages', 'RunLog', 'fit_scene', 'export_learner', 'load_scene_learner', 'free_memory',
-           'FreeMemory']
+           'load_pretrained', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda', 'channels_last',
+           'scene_learner', 'find_lr', 'plan_stages', 'RunLog', 'fit_scene', 'export_learner', 'load_scene_learner',
+           'free_memory', 'FreeMemory']
 
 # %% ../notebooks/02_learner.ipynb #4baf430b
 def arch_source(arch:str) -> tuple:
@@ -167,6 +167,11 @@ def normalized(dls:DataLoaders, stats) -> DataLoaders:
 
 def on_cuda(learn:Learner) -> bool: return getattr(learn.dls.device, 'type', str(learn.dls.device)) == 'cuda'
 
+def channels_last(learn:Learner, amp:bool=None) -> Learner:
+    "`learn.model` in channels-last memory now and for every fit, on any device; mixed precision too when `amp` (default: on CUDA)"
+    learn.model.to(memory_format=torch.channels_last)   # now, so that `get_preds` before any fit runs channels-last too
+    return learn.to_channelslast(use_amp=ifnone(amp, on_cuda(learn)))
+
 @delegates(Learner)
 def scene_learner(dls:DataLoaders,
                   arch:str='resnet50', # torchvision or timm name
@@ -182,7 +187,7 @@ def scene_learner(dls:DataLoaders,
     cbs = L(kwargs.pop('cbs', None)) + (BnFreeze() if not kwargs['train_bn'] else [])
     learn = Learner(normalized(dls, stats), model, loss_func=loss, splitter=splitter, metrics=accuracy, cbs=cbs, **kwargs)
     if weights is not None and str(weights).lower() not in ('none', 'random', ''): learn.freeze()
-    if on_cuda(learn): learn.to_channelslast()
+    channels_last(learn)
     learn.arch, learn.weights, learn.stats = arch, str(weights), stats
     return learn
 
@@ -307,6 +312,7 @@ def load_scene_learner(fname:str|Path, cpu:bool=None) -> Learner:
             learn = load_learner(fname, cpu=cpu)
     except Exception as e: raise SceneError(f"{fname}: not a model exported by scene_cls / fastai's Learner.export ({type(e).__name__}: {e})") from None
     if not isinstance(learn, Learner): raise SceneError(f"{fname}: holds a {type(learn).__name__}, not a fastai Learner")
+    learn.model.to(memory_format=torch.channels_last)   # models exported before we used channels-last everywhere
     return learn
 
 # %% ../notebooks/02_learner.ipynb #346e28aa
