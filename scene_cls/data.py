@@ -15,8 +15,8 @@ from fastai.vision.all import *
 
 # %% auto #0
 __all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'SceneError', 'scene_layout', 'synthetic_scene', 'make_synthetic_scenes',
-           'find_scene_data', 'check_images', 'make_broken_images', 'scene_dls', 'pred_files', 'scene_test_dl',
-           'show_scene_batch']
+           'find_scene_data', 'check_images', 'make_broken_images', 'SquishResize', 'default_workers', 'scene_dls',
+           'pred_files', 'scene_test_dl', 'show_scene_batch']
 
 # %% ../notebooks/00_data.ipynb #141a95e6
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -297,6 +297,17 @@ def _kept_items(lay:dict, check:str, classes, min_size:int, report=None) -> tupl
     drop = set(fatal.path)
     return {s: L(f for f in v if str(f) not in drop) for s, v in items.items()}, rep
 
+# %% ../notebooks/00_data.ipynb #sq00co01
+class SquishResize(Resize):
+    "fastai's `Resize(size, method='squish')`, the same pixels without its no-op crop and pad"
+    def __init__(self, size:int|tuple, # side, or (height, width)
+                ): super().__init__(size, method=ResizeMethod.Squish)
+    def encodes(self, x:Image.Image): return x.resize(self.size, self.mode_mask if isinstance(x, PILMask) else self.mode)
+
+def default_workers(device=None) -> int:
+    "DataLoader worker processes: fastai's default (every CPU) when the batches go to CUDA; none on the CPU"
+    return defaults.cpus if torch.device(device or default_device()).type == 'cuda' else 0
+
 # %% ../notebooks/00_data.ipynb #96fcb455
 def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               size:int=150, # side of the images the model sees
@@ -307,7 +318,7 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               check:str='stop', # 'stop', 'skip' or 'off': what to do with the files `check_images` finds fatal
               classes=CLASSES, # class names, in the order of the model's outputs
               min_size:int=32, # images smaller than this are fatal
-              num_workers:int=0, # DataLoader worker processes
+              num_workers:int=None, # DataLoader worker processes; default `default_workers(device)`
               device=None, # default: the GPU when there is one
               report:pd.DataFrame=None, # a `check_images` report of this dataset to reuse instead of checking again
              ) -> DataLoaders:
@@ -322,9 +333,12 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
         splitter = IndexSplitter(list(range(len(items['train']), len(all_items))))
     else: all_items, splitter = items['train'], RandomSplitter(valid_pct, seed=seed)
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes))), splitter=splitter,
-                       get_y=parent_label, item_tfms=Resize(size, method=ResizeMethod.Squish), batch_tfms=batch_tfms)
+                       get_y=parent_label, item_tfms=SquishResize(size), batch_tfms=batch_tfms)
     set_seed(seed)
-    dls = dblock.dataloaders(all_items, bs=bs, num_workers=num_workers, device=device)
+    device = device or default_device()
+    cuda = torch.device(device).type == 'cuda'
+    dls = dblock.dataloaders(all_items, bs=bs, num_workers=ifnone(num_workers, default_workers(device)), device=device,
+                             pin_memory=cuda)
     dls.check_report, dls.data_path = rep, Path(path)
     return dls
 

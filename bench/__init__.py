@@ -1,0 +1,1 @@
+"scene_cls benchmarks: `python -m bench` (see bench/run.py)"

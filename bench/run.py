@@ -1,0 +1,349 @@
+"""Every benchmark of scene_cls, each beside the plain alternative, in one run on the machine it is on.
+
+    python -m bench                 # everything (about 25 minutes on 2 CPU cores)
+    python -m bench --quick         # a small version of every row, under 2 minutes: checks the machinery, not results
+    python -m bench --only train,infer --out /tmp/b
+
+Writes `results.json` (rows, the command, the date, the hardware, versions) and `results.md` (the table that the
+README includes) to `--out` (default `bench/`). Every row says what it compares and gives ours / plain as a ratio.
+Rows that cannot be measured here (the GPU rows on a CPU, the real-image rows without the sample) say why instead
+of giving a number. Real images come from `../shared/data/intel-sample` and `intel-extra` beside the repository.
+"""
+from __future__ import annotations
+import warnings
+warnings.filterwarnings('ignore')
+from pathlib import Path
+import numpy as np, torch, torch.nn as nn
+from PIL import Image
+import torchvision.transforms.v2 as T, torchvision.transforms.v2.functional as TF
+import fastai
+from fastai.vision.all import *
+from scene_cls.data import *
+from scene_cls.augment import *
+from scene_cls.learner import *
+from scene_cls.interpret import *
+from scene_cls.predict import *
+from copy import deepcopy   # after fastai's star imports, which bring names of their own (copy, datetime)
+import argparse, datetime, json, os, platform, resource, subprocess, sys, time
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get('SCENE_CLS_SHARED', REPO.parent/'shared'/'data'))
+SAMPLE, EXTRA = SHARED/'intel-sample', SHARED/'intel-extra'
+TMP = Path(os.environ.get('SCENE_CLS_BENCH_TMP', '/tmp/scene_cls_bench'))
+
+def rss_mb() -> float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
+def rate(n, secs): return round(n/secs, 2)
+
+def row(group, what, compares, ours=None, plain=None, unit='images/s', note='', higher_better=True):
+    "One line of the results table; `ratio` is ours / plain (plain / ours for times, so above 1 is always better for us)"
+    r = dict(group=group, what=what, compares=compares, ours=ours, plain=plain, unit=unit, note=note, ratio=None)
+    if isinstance(ours, (int, float)) and isinstance(plain, (int, float)) and ours and plain:
+        r['ratio'] = round(ours/plain if higher_better else plain/ours, 3)
+    print(json.dumps(r), flush=True)
+    return r
+
+def not_measured(group, what, compares, why): return row(group, what, compares, note=f'not measured: {why}')
+
+# ---------------------------------------------------------------- data
+def real_files(folder:Path, n:int) -> list:
+    "`n` real images spread over the classes of `folder` (sorted, taken at an even stride), or [] when absent"
+    fs = sorted(folder.rglob('*.jpg')) if folder.is_dir() else []
+    return fs[::max(1, len(fs)//n)][:n] if len(fs) >= n else []
+
+def synthetic(n_train=40, n_valid=10, n_pred=0, size=150) -> Path:
+    return make_synthetic_scenes(TMP/f'syn_{n_train}_{n_valid}_{n_pred}_{size}', n_train=n_train, n_valid=n_valid, n_pred=n_pred, size=size)
+
+def pil_batch(files, size:int) -> torch.Tensor:
+    "A plain decode: PIL open, RGB, bilinear resize, uint8 tensor batch"
+    return torch.stack([TF.pil_to_tensor(Image.open(f).convert('RGB').resize((size, size), Image.BILINEAR)) for f in files])
+
+# ---------------------------------------------------------------- training throughput
+class BatchClock(Callback):
+    "Time `n` training batches after `warmup` of them, then cancel the fit"
+    order = 100
+    def __init__(self, warmup:int, n:int): store_attr(); self.secs = None
+    def before_fit(self): self.k = 0
+    def after_batch(self):
+        if not self.training: return
+        self.k += 1
+        if self.k == self.warmup: self.t0 = time.perf_counter()
+        if self.k == self.warmup + self.n: self.secs = time.perf_counter() - self.t0; raise CancelFitException
+
+def plain_train(model:nn.Module, items:list, labels:list, size:int, bs:int, stats, frozen:bool, aug:bool, warmup:int, n:int) -> float:
+    "images/s of a plain PyTorch training loop: PIL decode and resize, torchvision augmentations per image, AdamW"
+    model = deepcopy(model)
+    body, head = model[0], model[1]
+    for p in body.parameters(): p.requires_grad_(not frozen)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train(); body.train(not frozen)
+    loss_f = nn.CrossEntropyLoss(label_smoothing=0.1)
+    mean, std = [torch.tensor(s).view(1, 3, 1, 1) for s in stats]
+    tfm = T.Compose([T.RandomHorizontalFlip(), T.RandomApply([T.RandomRotation(10)], p=0.5), T.ColorJitter(0.2, 0.2)]) if aug else None
+    g = torch.Generator().manual_seed(0); order = torch.randperm(len(items), generator=g).tolist()
+    y_all = torch.tensor(labels)
+    for k in range(warmup + n):
+        if k == warmup: t0 = time.perf_counter()
+        idx = [order[(k*bs + j) % len(order)] for j in range(bs)]
+        ims = [TF.pil_to_tensor(Image.open(items[i]).convert('RGB').resize((size, size), Image.BILINEAR)) for i in idx]
+        if tfm is not None: ims = [tfm(im) for im in ims]
+        x = ((torch.stack(ims).float()/255 - mean)/std).contiguous(memory_format=torch.channels_last)
+        loss = loss_f(model(x), y_all[idx])
+        loss.backward(); opt.step(); opt.zero_grad()
+    return rate(n*bs, time.perf_counter() - t0)
+
+def bench_train(quick:bool) -> list:
+    data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=40, n_valid=4)
+    src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
+    bs, warmup, n = (16, 1, 2) if quick else (32, 1, 4)
+    cases = [(a, s, aug, frozen) for a in ('tf_efficientnet_lite0', 'resnet50') for s in (150, 224) for aug in (True, False) for frozen in (True, False)]
+    if quick: cases = [('tf_efficientnet_lite0', 150, True, True), ('tf_efficientnet_lite0', 150, False, False)]
+    rows = []
+    for arch, size, aug, frozen in cases:
+        set_seed(0)
+        dls_at = lambda s: (aug_dls if aug else scene_dls)(data, size=s, bs=bs, check='off')
+        learn = scene_learner(dls_at(size), arch, weights=None, path=TMP/'train_run')
+        items, labels = list(learn.dls.train.items), [learn.dls.vocab.o2i[parent_label(f)] for f in learn.dls.train.items]
+        clock = BatchClock(warmup, n)
+        learn.add_cb(clock)
+        with learn.no_bar(), learn.no_logging():
+            fit_scene(learn, dls_at, TMP/'train_run', epochs=0 if frozen else 1, freeze_epochs=1 if frozen else 0, sizes=(size,), lr=1e-3)
+        learn.remove_cb(clock)
+        ours = rate(n*bs, clock.secs)
+        plain = plain_train(learn.model, items, labels, size, bs, learn.stats, frozen, aug, warmup, n)
+        rows.append(row('train', f"{arch} {size}px, {'frozen body' if frozen else 'unfrozen'}, augmentation {'on' if aug else 'off'}, bs {bs}",
+                        'fit_scene / plain PyTorch loop (same model, images, batch; torchvision augmentations per image)',
+                        ours, plain, note=f'{src}, {n} batches after {warmup} warm-up'))
+    return rows
+
+# ---------------------------------------------------------------- inference
+def plain_infer(model:nn.Module, files:list, size:int, bs:int, stats) -> float:
+    "images/s of a plain loop: PIL decode, RGB, bilinear resize, normalise, forward in inference mode, softmax"
+    mean, std = [torch.tensor(s).view(1, 3, 1, 1) for s in stats]
+    model.eval(); t0 = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(files), bs): model((pil_batch(files[i:i+bs], size).float()/255 - mean)/std).softmax(1)
+    return rate(len(files), time.perf_counter() - t0)
+
+def bench_infer(quick:bool) -> list:
+    n = 128 if quick else 1024
+    files = real_files(EXTRA, n)
+    src = 'real intel-extra'
+    if not files:
+        files, src = list(pred_files(synthetic(n_train=2, n_valid=1, n_pred=n))), 'synthetic scenes'
+    labelled = files if src.startswith('real') else None
+    rows, bs = [], 64
+    for arch, size in (('tf_efficientnet_lite0', 224), ('resnet50', 150)):
+        syn = synthetic(n_train=2, n_valid=1)
+        learn = scene_learner(scene_dls(syn, size=size, bs=bs, check='off'), arch, weights=None)
+        f = export_learner(learn, TMP/f'{arch}_{size}.pkl')
+        learn = load_scene_learner(f, cpu=True)          # as `scene-cls predict` and `interpret` load it
+        plain_infer(learn.model, files[:bs], size, bs, learn.stats)    # warm-up, both paths
+        predict_csv(learn, files[:bs], TMP/'warm.csv', bs=bs, progress=False)
+        res = {}
+        for _ in range(1 if quick else 2):   # interleaved, best of each
+            res.setdefault('plain', []).append(plain_infer(learn.model, files, size, bs, learn.stats))
+            t = time.perf_counter(); r = predict_csv(learn, files, TMP/'preds.csv', bs=bs, progress=False)
+            res.setdefault('predict', []).append(rate(len(files), time.perf_counter() - t))
+            assert r['files'] == len(files) and r['failed'] == 0, r
+            if labelled:
+                dl = learn.dls.test_dl(labelled, with_labels=True, bs=bs)   # what `labelled_dl` makes, over these files
+                with learn.no_bar():
+                    t = time.perf_counter(); scene_preds(learn, dl); res.setdefault('interpret', []).append(rate(len(files), time.perf_counter() - t))
+        plain = max(res['plain'])
+        rows.append(row('infer', f'scene-cls predict, {arch} {size}px, {len(files)} files, bs {bs}', 'predict_csv / plain loop (same model)',
+                        max(res['predict']), plain, note=src))
+        if 'interpret' in res:
+            rows.append(row('infer', f'scene-cls interpret evaluation, {arch} {size}px, {len(files)} files', 'scene_preds on labelled_dl / plain loop',
+                            max(res['interpret']), plain, note=src))
+        else: rows.append(not_measured('infer', f'scene-cls interpret evaluation, {arch} {size}px', 'scene_preds / plain loop', f'no labelled real images at {EXTRA}'))
+    return rows
+
+# ---------------------------------------------------------------- augmentations and the DataLoader
+def bench_augment(quick:bool) -> list:
+    files = real_files(SAMPLE/'train', 64)
+    src = 'real intel-sample' if files else 'synthetic scenes'
+    if not files: files = sorted(synthetic(n_train=11, n_valid=0).rglob('*.jpg'))[:64]
+    x = TensorImage(pil_batch(files, 150).float()/255)
+    def speed(tfms, iters):
+        pipe = Pipeline(tfms, split_idx=0)
+        for _ in range(2): pipe(x.clone())
+        ts = []
+        for _ in range(iters): t = time.perf_counter(); pipe(x.clone()); ts.append(time.perf_counter() - t)
+        return rate(len(x), sorted(ts)[len(ts)//2])
+    set_seed(0)
+    it = 5 if quick else 30
+    ours, theirs = max(speed(scene_augs(), it) for _ in range(2)), max(speed(setup_aug_tfms(aug_transforms()), it) for _ in range(2))
+    return [row('augment', 'augmentations, batch of 64 at 150px', 'scene_augs / fastai aug_transforms', ours, theirs, note=src)]
+
+def bench_dataloader(quick:bool) -> list:
+    "The training DataLoader alone (decode, resize, collate, batch augmentation) at 0, 1, 2 worker processes"
+    data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=40, n_valid=4)
+    src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
+    n, rows, base = (3 if quick else 10), [], None
+    for w in (0, 1, 2):
+        dl = aug_dls(data, size=150, bs=64, check='off', num_workers=w, device='cpu').train
+        it = iter(dl); next(it)                         # workers started, first batch out
+        t = time.perf_counter()
+        for _ in range(n): next(it)
+        r = rate(n*64, time.perf_counter() - t); del it
+        base = base or r
+        rows.append(row('dataloader', f'training DataLoader alone, 150px, bs 64, num_workers={w}', f'num_workers={w} / num_workers=0',
+                        r, base, note=f'{src}; {n} batches after the first'))
+    return rows
+
+# ---------------------------------------------------------------- memory
+def memory_child(kind:str, n:int, free:bool) -> dict:
+    "Peak memory of a report or prediction run over `n` images, in this (fresh) process"
+    import scene_cls.interpret as I, scene_cls.predict as P
+    if not free:                                    # how the library behaved before `free_memory`
+        class NoFree(Callback): pass
+        I.FreeMemory = lambda *a, **k: NoFree(); P.free_memory = lambda: None
+    syn = make_synthetic_scenes(TMP/'memory', n_train=4, n_valid=500, n_pred=512, size=150)
+    set_seed(0)
+    learn = scene_learner(scene_dls(syn, size=150, bs=64, check='off'), 'resnet18', weights=None)
+    base, t = rss_mb(), time.time()
+    if kind == 'report':
+        items = list(learn.dls.valid.items)*max(1, n//3000)
+        rep = I.scene_report(learn, TMP/f'memory_report_{n}', dl=learn.dls.test_dl(items[:n], with_labels=True), k=9)
+        assert rep.metrics['n'] == n
+    else:
+        files = (list(pred_files(syn))*max(1, n//512))[:n]
+        r = P.predict_csv(learn, files, TMP/'memory_preds.csv', bs=64, progress=False)
+        assert r['files'] == n and r['failed'] == 0
+    return dict(seconds=round(time.time() - t, 1), peak_mb=round(rss_mb()), before_mb=round(base))
+
+def bench_memory(quick:bool) -> list:
+    cases = [('predict', 512)] if quick else [('report', 3000), ('report', 12000), ('predict', 512), ('predict', 4096)]
+    rows = []
+    for kind, n in cases:
+        res = {}
+        for free in (1, 0):
+            out = subprocess.run([sys.executable, '-m', 'bench.run', '--memory-child', kind, str(n), str(free)], capture_output=True, text=True, cwd=REPO)
+            if out.returncode: raise RuntimeError(out.stderr[-3000:])
+            res[free] = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row('memory', f"{'interpretation report' if kind == 'report' else 'scene-cls predict'} over {n:,} images, ResNet18 150px",
+                        'peak RSS with free_memory / without it (fresh process each)', res[1]['peak_mb'], res[0]['peak_mb'], unit='MB',
+                        higher_better=False, note=f"{res[1]['seconds']}s with, {res[0]['seconds']}s without; synthetic scenes"))
+    return rows
+
+# ---------------------------------------------------------------- accuracy under a fixed budget
+def _acc_on(learn, folder) -> float:
+    with learn.no_bar(): df, _ = scene_preds(learn, labelled_dl(learn, folder, bs=64))
+    return round(float(df.correct.mean()), 4)
+
+def bench_accuracy(quick:bool) -> list:
+    what = 'accuracy on intel-sample/valid (300) and intel-extra (1,200)'
+    if quick: return [not_measured('accuracy', what, 'our recipe vs fastai fine_tune vs linear probe', '--quick (training takes minutes)')]
+    if not (SAMPLE/'train').is_dir(): return [not_measured('accuracy', what, 'our recipe vs fastai fine_tune vs linear probe', f'no real images at {SAMPLE}')]
+    rows, arch, size = [], 'tf_efficientnet_lite0', 224
+    # ours: the measured CPU recipe (what tests/test_real_images.py runs)
+    set_seed(42, reproducible=True)
+    dls_at = lambda s: aug_dls(SAMPLE, size=s, bs=32, seed=42, check='off')
+    learn = scene_learner(dls_at(size), arch, 'imagenet', path=TMP/'acc_ours')
+    t = time.time()
+    with learn.no_bar(), learn.no_logging(): fit_scene(learn, dls_at, TMP/'acc_ours', epochs=0, freeze_epochs=5, sizes=(size,), lr=1e-2)
+    ours_t = round(time.time() - t)
+    ours = (_acc_on(learn, SAMPLE), _acc_on(learn, EXTRA) if EXTRA.is_dir() else None)
+    # plain fastai: fastai's head, fine_tune(2) after 1 frozen epoch, aug_transforms, default lr, BN trained
+    set_seed(42, reproducible=True)
+    dls = scene_dls(SAMPLE, size=size, bs=32, seed=42, check='off', batch_tfms=aug_transforms())
+    model, stats, splitter = scene_model(arch, 6, 'imagenet', head='fastai')
+    ft = Learner(normalized(dls, stats), model, splitter=splitter, metrics=accuracy, path=TMP/'acc_ft')
+    channels_last(ft); ft.freeze()
+    t = time.time()
+    with ft.no_bar(), ft.no_logging(): ft.fine_tune(2, freeze_epochs=1)
+    ft_t = round(time.time() - t)
+    ftacc = (_acc_on(ft, SAMPLE), _acc_on(ft, EXTRA) if EXTRA.is_dir() else None)
+    # linear probe: logistic regression on the frozen body's pooled 224px features
+    from sklearn.linear_model import LogisticRegression
+    body = scene_model(arch, 6, 'imagenet')[0][0].eval().to(memory_format=torch.channels_last)
+    def feats(files):
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(files), 64):
+                x = Normalize.from_stats(*imagenet_stats, cuda=False)(TensorImage(pil_batch(files[i:i+64], size).float()/255))
+                out.append(body(x.as_subclass(torch.Tensor)).mean((2, 3)))
+        return torch.cat(out).numpy()
+    t = time.time()
+    tr = sorted((SAMPLE/'train').rglob('*.jpg'))
+    clf = LogisticRegression(max_iter=3000, C=1.0).fit(feats(tr), [f.parent.name for f in tr])
+    def probe_acc(folder):
+        fs = sorted(Path(folder).rglob('*.jpg')); return round(float((clf.predict(feats(fs)) == np.array([f.parent.name for f in fs])).mean()), 4)
+    lp = (probe_acc(SAMPLE/'valid'), probe_acc(EXTRA) if EXTRA.is_dir() else None)
+    lp_t = round(time.time() - t)
+    cmp = 'our recipe / plain fastai fine_tune'
+    fmt = lambda a, s: f"valid {a[0]:.1%}, extra {a[1]:.1%}; {s}s" if a[1] is not None else f"valid {a[0]:.1%}; {s}s"
+    rows.append(row('accuracy', f'{arch} {size}px on intel-extra (1,200 untouched images)', cmp, ours[1], ftacc[1], unit='accuracy',
+                    note=f"ours (5 frozen epochs, lr 1e-2, bs 32): {fmt(ours, ours_t)}; fine_tune(2, freeze_epochs=1), aug_transforms: {fmt(ftacc, ft_t)}"))
+    rows.append(row('accuracy', f'{arch} {size}px on intel-extra (1,200 untouched images)', 'our recipe / linear probe (logistic regression on frozen features)',
+                    ours[1], lp[1], unit='accuracy', note=f"linear probe: {fmt(lp, lp_t)} (training and feature extraction)"))
+    return rows
+
+# ---------------------------------------------------------------- GPU
+def bench_gpu(quick:bool) -> list:
+    whats = [f'ResNet50 {s}px epoch, mixed precision + channels_last' for s in (150, 224)] + ['training DataLoader alone on the GPU machine']
+    if not torch.cuda.is_available(): return [not_measured('gpu', w, 'seconds per epoch', 'no GPU') for w in whats]
+    data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=100, n_valid=20)
+    rows = []
+    for size in (150, 224):
+        learn = scene_learner(aug_dls(data, size=size, bs=64, check='off', num_workers=None), 'resnet50', weights=None, path=TMP/'gpu')
+        with learn.no_bar(), learn.no_logging():
+            learn.fit(1, 1e-3)                     # warm-up epoch (cudnn autotune, workers)
+            t = time.time(); learn.fit(1, 1e-3); torch.cuda.synchronize(); secs = time.time() - t
+        rows.append(row('gpu', whats[size == 224], f'{torch.cuda.get_device_name()}: images/s over one epoch', rate(len(learn.dls.train_ds), secs),
+                        note=f'{len(learn.dls.train_ds)} images, {secs:.1f}s'))
+    dl = aug_dls(data, size=150, bs=64, check='off', num_workers=None).train
+    t = time.time(); k = sum(len(b[0]) for b in dl); torch.cuda.synchronize()
+    rows.append(row('gpu', whats[2], 'images/s, default num_workers', rate(k, time.time() - t)))
+    return rows
+
+# ---------------------------------------------------------------- the table
+GROUPS = dict(train=bench_train, infer=bench_infer, augment=bench_augment, dataloader=bench_dataloader, memory=bench_memory,
+              accuracy=bench_accuracy, gpu=bench_gpu)
+
+def _cell(v, unit):
+    if v is None: return ''
+    return f'{v:.1%}' if unit == 'accuracy' else (f'{v:,.0f} {unit}' if unit == 'MB' else f'{v:,.1f}')
+
+def markdown(res:dict) -> str:
+    h = res['hardware']
+    head = (f"Measured {res['date']} on {h['cpu_count']} CPU core(s), {h['gpu'] or 'no GPU'}, torch {res['versions']['torch']}, "
+            f"{h['torch_threads']} torch threads, with `{res['command']}`{' (QUICK: machinery check, not results)' if res['quick'] else ''}.\n\n")
+    lines = ['| what | compares | ours | plain | ours / plain | note |', '|---|---|---|---|---|---|']
+    for r in res['rows']:
+        unit = '' if r['unit'] in ('accuracy', 'MB') else f" {r['unit']}"
+        lines.append(f"| {r['what']} | {r['compares']} | {_cell(r['ours'], r['unit'])} | {_cell(r['plain'], r['unit'])} | "
+                     f"{'' if r['ratio'] is None else format(r['ratio'], '.2f')} | {r['note']} |")
+    return head + '\n'.join(lines) + '\n\nImages/s unless the row says otherwise; above 1 in the ratio column is better for scene_cls.\n'
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog='python -m bench', description=__doc__.split('\n\n')[0])
+    p.add_argument('--quick', action='store_true', help='a small version of every row (under 2 minutes)')
+    p.add_argument('--only', default=','.join(GROUPS), help=f"comma-separated groups: {','.join(GROUPS)}")
+    p.add_argument('--out', default=str(REPO/'bench'), help='folder for results.json and results.md')
+    p.add_argument('--memory-child', nargs=3, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.memory_child:
+        kind, n, free = a.memory_child; print(json.dumps(memory_child(kind, int(n), free == '1'))); return
+    groups = a.only.split(',')
+    bad = [g for g in groups if g not in GROUPS]
+    if bad: p.error(f"unknown group(s) {bad}: choose from {list(GROUPS)}")
+    TMP.mkdir(parents=True, exist_ok=True)
+    t0, rows, failed = time.time(), [], []
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    for g in groups:
+        try: rows += GROUPS[g](a.quick)
+        except Exception as e:
+            failed.append(g); rows.append(row(g, f'{g} benchmarks', '', note=f'FAILED: {type(e).__name__}: {e}'))
+        res = dict(command='python -m bench ' + ' '.join(argv if argv is not None else sys.argv[1:]), quick=a.quick,
+                   date=datetime.date.today().isoformat(), seconds=round(time.time() - t0),
+                   hardware=dict(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), machine=platform.machine(),
+                                 processor=platform.processor(), gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                                 gpu_count=torch.cuda.device_count()),
+                   versions=dict(python=platform.python_version(), torch=torch.__version__, fastai=fastai.__version__), rows=rows)
+        (out/'results.json').write_text(json.dumps(res, indent=1))   # after every group: a later failure loses nothing
+        (out/'results.md').write_text(markdown(res))
+    print(f"{len(rows)} rows in {res['seconds']}s -> {out/'results.json'}, {out/'results.md'}")
+    if failed: sys.exit(f"failed: {', '.join(failed)}")
+
+if __name__ == '__main__': main()
