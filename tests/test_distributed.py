@@ -1,0 +1,38 @@
+"Several processes on the CPU (gloo), launched as on a two-GPU Kaggle machine; mixed precision and channels-last on the CPU."
+import json, os, subprocess, sys
+from pathlib import Path
+import pandas as pd, pytest, torch
+from conftest import run_cli, TINY
+
+def launch(*args, n=2, timeout=600):
+    "`accelerate launch` with `n` processes (the launcher Kaggle's two T4s use), here on the CPU with the gloo backend"
+    launcher = Path(sys.executable).parent/'accelerate'
+    if not launcher.exists(): pytest.skip('accelerate is not installed (pip install "scene_cls[dev]")')
+    env = {**os.environ, 'MPLBACKEND': 'Agg', 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1'}
+    cmd = [str(launcher), 'launch', '--multi_gpu', '--num_processes', str(n), '--num_machines', '1', '--mixed_precision', 'no',
+           '--dynamo_backend', 'no', '--main_process_port', '0', '-m', 'scene_cls.cli', *[str(a) for a in args]]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+def test_two_processes_train_one_model(synthetic, tmp_path):
+    out = tmp_path/'run'
+    r = launch('train', '--data', synthetic, *TINY, '--freeze-epochs', 1, '--epochs', 1, '--lr', 1e-3, '--out', out, '--k', 2)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert r.stdout.count('Done: accuracy') == 1, r.stdout            # one process reports
+    assert '2 processes' in r.stdout, r.stdout
+    log = pd.read_csv(out/'log.csv')
+    assert log.epoch.tolist() == [0, 1] and log.stage.tolist() == [0, 1]     # every epoch once, by one writer
+    assert json.loads((out/'state.json').read_text())['epochs_done'] == 2
+    assert not list(out.glob('*.partial'))
+    # the export is a plain single-process model that loads and predicts
+    p = run_cli('predict', out/'model.pkl', synthetic/'seg_pred', '--out', tmp_path/'p.csv', '--no-progress')
+    assert p.returncode == 0, p.stderr
+    preds = pd.read_csv(tmp_path/'p.csv')
+    assert len(preds) == 5 and preds.error.isna().all()
+
+def test_lr_find_runs_once_and_every_process_takes_its_rate(synthetic, tmp_path):
+    out = tmp_path/'run'
+    r = launch('train', '--data', synthetic, *TINY, '--freeze-epochs', 0, '--epochs', 1, '--lr-find-it', 10, '--out', out, '--k', 2)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    lr = json.loads((out/'state.json').read_text())['lr']
+    assert (out/'lr_find.png').is_file() and 1e-7 < lr < 1
+    assert json.loads((out/'run.json').read_text())['lr'] == lr
