@@ -21,9 +21,9 @@ from torch.amp import GradScaler, autocast
 # %% auto #0
 __all__ = ['PLACES365_URL', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'state_dict_from',
            'load_pretrained', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda',
-           'DeviceMixedPrecision', 'channels_last', 'scene_learner', 'find_lr', 'plan_stages', 'save_checkpoint',
-           'load_checkpoint', 'RestoreRun', 'RunLog', 'fit_scene', 'export_learner', 'load_scene_learner',
-           'free_memory', 'FreeMemory']
+           'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last', 'scene_learner', 'find_lr', 'plan_stages',
+           'save_checkpoint', 'load_checkpoint', 'RestoreRun', 'RunLog', 'fit_scene', 'export_learner',
+           'load_scene_learner', 'free_memory', 'FreeMemory']
 
 # %% ../notebooks/02_learner.ipynb #4baf430b
 def arch_source(arch:str) -> tuple:
@@ -181,11 +181,15 @@ class DeviceMixedPrecision(MixedPrecision):
         self.kwargs['enabled'] = dtype == torch.float16   # bfloat16 has float32's range: no loss scaling
         self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
 
+class ChannelsLastModel(ChannelsLast):
+    "fastai's `ChannelsLast`, also before validation and prediction: an exported model loads in the default layout"
+    def before_validate(self): self.learn.model.to(memory_format=torch.channels_last)
+
 def channels_last(learn:Learner, amp:bool=None, # mixed precision too; default: on CUDA
                  ) -> Learner:
     "`learn.model` in channels-last memory now and in every fit, on any device; mixed precision when `amp`"
     learn.model.to(memory_format=torch.channels_last)   # now, so that `get_preds` before any fit runs channels-last too
-    if not learn.cbs.filter(risinstance(ChannelsLast)): learn.add_cb(ChannelsLast())
+    if not learn.cbs.filter(risinstance(ChannelsLast)): learn.add_cb(ChannelsLastModel())
     if ifnone(amp, on_cuda(learn)) and not learn.cbs.filter(risinstance(MixedPrecision)): learn.add_cb(DeviceMixedPrecision())
     return learn
 
