@@ -67,7 +67,6 @@ def same_run(a:Path, b:Path):
 @pytest.mark.parametrize('kill', ['0:1:2',            # mid frozen stage (its second epoch, third batch)
                                   'after_stage:0',    # between the stages
                                   '1:1:1',            # mid unfrozen stage
-                                  '1:0:0',            # the first batch after a stage boundary
                                   'in_checkpoint:3'])  # half-way through writing the third checkpoint
 def test_killed_then_resumed_is_the_run_never_stopped(kill, resume_syn, never_stopped, tmp_path):
     run = tmp_path/'run'
