@@ -19,6 +19,7 @@ import torchvision.transforms.v2 as T, torchvision.transforms.v2.functional as T
 import fastai
 from fastai.vision.all import *
 from scene_cls.data import *
+from scene_cls.synthetic import *
 from scene_cls.augment import *
 from scene_cls.learner import *
 from scene_cls.interpret import *
@@ -103,7 +104,7 @@ def bench_train(quick:bool) -> list:
     rows = []
     for arch, size, aug, frozen in cases:
         set_seed(0)
-        dls_at = lambda s: (aug_dls if aug else scene_dls)(data, size=s, bs=bs, check='off')
+        dls_at = lambda s: (scene_aug_dls if aug else scene_dls)(data, size=s, bs=bs, check='off')
         learn = scene_learner(dls_at(size), arch, weights=None, path=TMP/'train_run')
         items, labels = list(learn.dls.train.items), [learn.dls.vocab.o2i[parent_label(f)] for f in learn.dls.train.items]
         res = {}
@@ -139,7 +140,7 @@ def bench_infer(quick:bool) -> list:
     for arch, size in (('tf_efficientnet_lite0', 224), ('resnet50', 150)):
         syn = synthetic(n_train=2, n_valid=1)
         learn = scene_learner(scene_dls(syn, size=size, bs=bs, check='off'), arch, weights=None)
-        f = export_learner(learn, TMP/f'{arch}_{size}.pkl')
+        f = export_scene_learner(learn, TMP/f'{arch}_{size}.pkl')
         learn = load_scene_learner(f, cpu=True)          # as `scene-cls predict` and `interpret` load it
         plain_infer(learn.model, files[:bs], size, bs, learn.stats)    # warm-up, both paths
         predict_csv(learn, files[:bs], TMP/'warm.csv', bs=bs, progress=False)
@@ -181,11 +182,11 @@ def bench_augment(quick:bool) -> list:
 
 def bench_dataloader(quick:bool) -> list:
     "The training DataLoader alone (decode, resize, collate, batch augmentation) at 0, 1, 2 worker processes"
-    data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=40, n_valid=4)
-    src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
     n, rows, base = (3 if quick else 10), [], None
+    data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=-(-(n + 1)*64//6), n_valid=4)   # n+1 full batches
+    src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
     for w in (0, 1, 2):
-        dl = aug_dls(data, size=150, bs=64, check='off', num_workers=w, device='cpu').train
+        dl = scene_aug_dls(data, size=150, bs=64, check='off', num_workers=w, device='cpu').train
         it = iter(dl); next(it)                         # workers started, first batch out
         t = time.perf_counter()
         for _ in range(n): next(it)
@@ -199,20 +200,18 @@ def bench_dataloader(quick:bool) -> list:
 def memory_child(kind:str, n:int, free:bool) -> dict:
     "Peak memory of a report or prediction run over `n` images, in this (fresh) process"
     import scene_cls.interpret as I, scene_cls.predict as P
-    if not free:                                    # how the library behaved before `free_memory`
-        class NoFree(Callback): pass
-        I.FreeMemory = lambda *a, **k: NoFree(); P.free_memory = lambda: None
+    every = dict(report=16, predict=4)[kind] if free else 0   # 0: how the library behaved before `free_memory`
     syn = make_synthetic_scenes(TMP/'memory', n_train=4, n_valid=500, n_pred=512, size=150)
     set_seed(0)
     learn = scene_learner(scene_dls(syn, size=150, bs=64, check='off'), 'resnet18', weights=None)
     base, t = rss_mb(), time.time()
     if kind == 'report':
         items = list(learn.dls.valid.items)*max(1, n//3000)
-        rep = I.scene_report(learn, TMP/f'memory_report_{n}', dl=learn.dls.test_dl(items[:n], with_labels=True), k=9)
+        rep = I.scene_report(learn, TMP/f'memory_report_{n}', dl=learn.dls.test_dl(items[:n], with_labels=True), k=9, free_every=every)
         assert rep.metrics['n'] == n
     else:
         files = (list(pred_files(syn))*max(1, n//512))[:n]
-        r = P.predict_csv(learn, files, TMP/'memory_preds.csv', bs=64, progress=False)
+        r = P.predict_csv(learn, files, TMP/'memory_preds.csv', bs=64, progress=False, free_every=every)
         assert r['files'] == n and r['failed'] == 0
     return dict(seconds=round(time.time() - t, 1), peak_mb=round(rss_mb()), before_mb=round(base))
 
@@ -243,7 +242,7 @@ def bench_accuracy(quick:bool) -> list:
     rows, arch, size = [], 'tf_efficientnet_lite0', 224
     # ours: the measured CPU recipe (what tests/test_real_images.py runs)
     set_seed(42, reproducible=True)
-    dls_at = lambda s: aug_dls(SAMPLE, size=s, bs=32, seed=42, check='off')
+    dls_at = lambda s: scene_aug_dls(SAMPLE, size=s, bs=32, seed=42, check='off')
     learn = scene_learner(dls_at(size), arch, 'imagenet', path=TMP/'acc_ours')
     t = time.time()
     with learn.no_bar(), learn.no_logging(): fit_scene(learn, dls_at, TMP/'acc_ours', epochs=0, freeze_epochs=5, sizes=(size,), lr=1e-2)
@@ -291,13 +290,13 @@ def bench_gpu(quick:bool) -> list:
     data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=100, n_valid=20)
     rows = []
     for size in (150, 224):
-        learn = scene_learner(aug_dls(data, size=size, bs=64, check='off', num_workers=None), 'resnet50', weights=None, path=TMP/'gpu')
+        learn = scene_learner(scene_aug_dls(data, size=size, bs=64, check='off', num_workers=None), 'resnet50', weights=None, path=TMP/'gpu')
         with learn.no_bar(), learn.no_logging():
             learn.fit(1, 1e-3)                     # warm-up epoch (cudnn autotune, workers)
             t = time.time(); learn.fit(1, 1e-3); torch.cuda.synchronize(); secs = time.time() - t
         rows.append(row('gpu', whats[size == 224], f'{torch.cuda.get_device_name()}: images/s over one epoch', rate(len(learn.dls.train_ds), secs),
                         note=f'{len(learn.dls.train_ds)} images, {secs:.1f}s'))
-    dl = aug_dls(data, size=150, bs=64, check='off', num_workers=None).train
+    dl = scene_aug_dls(data, size=150, bs=64, check='off', num_workers=None).train
     t = time.time(); k = sum(len(b[0]) for b in dl); torch.cuda.synchronize()
     rows.append(row('gpu', whats[2], 'images/s, default num_workers', rate(k, time.time() - t)))
     return rows

@@ -19,7 +19,7 @@ def run_cli(*args, env=None, timeout=600, cwd=None):
 @pytest.fixture(scope='session')
 def synthetic(tmp_path_factory):
     "A small synthetic dataset in the Kaggle layout"
-    from scene_cls.data import make_synthetic_scenes
+    from scene_cls.synthetic import make_synthetic_scenes
     return make_synthetic_scenes(tmp_path_factory.mktemp('syn'), n_train=8, n_valid=4, n_pred=5, size=64)
 
 @pytest.fixture(scope='session')

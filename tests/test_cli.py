@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd, pytest
 from PIL import Image
 from conftest import run_cli, TINY
-from scene_cls.data import make_broken_images, make_synthetic_scenes
+from scene_cls.synthetic import make_broken_images, make_synthetic_scenes
 
 def assert_png(f, min_side=100):
     "A real, non-blank PNG"
@@ -70,6 +70,37 @@ def test_predict_accounts_for_every_file(trained, synthetic, tmp_path):
     assert {'UPPER.JPG', 'café_été.jpg', 'gray.jpg', 'rgba.png', 'cmyk.jpg'} <= {Path(p).name for p in ok.path}
     assert ok.predicted.ne('').all() and ok.top3.str.count(':').eq(3).all()
     assert f"{n_files} files: {len(ok)} predicted, {len(errors)} failed" in r.stdout
+
+def test_predict_reads_unusual_but_valid_inputs_faithfully(trained, synthetic, tmp_path):
+    "EXIF orientation applied, 16-bit scaled to 8, a link that leads nowhere an error row"
+    import numpy as np, os
+    out, _ = trained
+    folder = tmp_path/'odd'; folder.mkdir()
+    up = Image.open(sorted((synthetic/'seg_pred/seg_pred').iterdir())[0]).convert('RGB').resize((64, 48))
+    exif = Image.Exif(); exif[0x0112] = 6                                 # stored sideways: "rotate 90 to view"
+    up.transpose(Image.Transpose.ROTATE_90).save(folder/'phone.jpg', exif=exif, quality=100)
+    up.save(folder/'upright.jpg', quality=100)
+    g8 = up.convert('L'); g8.save(folder/'gray8.png')
+    Image.fromarray(np.asarray(g8).astype(np.uint16)*257).save(folder/'gray16.png')
+    assert Image.open(folder/'gray16.png').mode.startswith('I')
+    os.symlink(tmp_path/'gone.jpg', folder/'link.jpg')
+    r = run_cli('predict', out/'model.pkl', folder, '--out', tmp_path/'p.csv', '--no-progress')
+    assert r.returncode == 1, r.stderr                                   # the link failed
+    df = pd.read_csv(tmp_path/'p.csv', keep_default_na=False).assign(name=lambda d: d.path.map(lambda p: Path(p).name)).set_index('name')
+    assert sorted(df.index) == ['gray16.png', 'gray8.png', 'link.jpg', 'phone.jpg', 'upright.jpg']
+    assert 'gone.jpg, which does not exist' in df.loc['link.jpg', 'error']
+    assert df.loc['phone.jpg', 'predicted'] == df.loc['upright.jpg', 'predicted']
+    assert abs(float(df.loc['phone.jpg', 'confidence']) - float(df.loc['upright.jpg', 'confidence'])) < 0.02, df
+    assert df.loc['gray16.png', 'top3'] == df.loc['gray8.png', 'top3'], df
+
+def test_help_and_advice_read_right_on_the_command_line(synthetic, tmp_path):
+    r = run_cli('predict', '-h')
+    line = next(l for l in r.stdout.splitlines() if l.strip().startswith('--no-progress'))
+    assert 'no' in line.split('--no-progress', 1)[1].lower(), line       # says what the flag does: no progress bar
+    bad = tmp_path/'dup'; shutil.copytree(synthetic, bad)
+    shutil.copy(bad/'seg_train/seg_train/forest/forest_00000.jpg', bad/'seg_train/seg_train/sea/copy.jpg')
+    r = run_cli('train', '--data', bad, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp_path/'r')
+    assert r.returncode == 2 and '--check skip' in r.stderr, r.stderr
 
 def test_check_and_training_on_broken_data(synthetic, tmp_path):
     bad = tmp_path/'bad'; shutil.copytree(synthetic, bad)

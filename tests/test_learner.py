@@ -4,8 +4,9 @@ from pathlib import Path
 import pandas as pd, pytest, torch, torchvision, timm
 from conftest import run_cli, scene_cls_cmd, TINY
 from scene_cls.data import SceneError
-from scene_cls.learner import load_pretrained, scene_model, WeightsError, PLACES365_URL
-import scene_cls.learner as learner_mod
+from scene_cls.weights import load_pretrained, WeightsError, PLACES365_URL
+from scene_cls.learner import scene_model
+import scene_cls.weights as weights_mod
 
 BACKBONES = ['resnet50', 'resnet101', 'tf_efficientnet_lite0', 'efficientnet_b0', 'mobilenet_v3_small',
              'timm/resnet18', 'convnext_atto', 'regnety_002']
@@ -62,7 +63,7 @@ def test_old_pickles_are_read_with_latin1(tmp_path, monkeypatch):
         return real(f, **kw)
     src = torchvision.models.resnet18(weights=None)
     torch.save({'state_dict': src.state_dict()}, tmp_path/'old.pth.tar')
-    monkeypatch.setattr(learner_mod.torch, 'load', fake_load)
+    monkeypatch.setattr(weights_mod.torch, 'load', fake_load)
     m = load_pretrained(torchvision.models.resnet18(weights=None), 'resnet18', f'places365:{tmp_path}/old.pth.tar')
     assert [c.get('encoding') for c in calls] == [None, 'latin1'] and all(c['weights_only'] for c in calls)
     assert torch.equal(m.conv1.weight, src.conv1.weight)
@@ -74,14 +75,14 @@ def test_local_weights_for_a_timm_arch(tmp_path):
     assert torch.equal(model[0].model.conv_stem.weight, src.conv_stem.weight)
 
 def test_export_then_load_in_a_fresh_process(synthetic, tmp_path):
-    from scene_cls.learner import scene_learner, export_learner
-    from scene_cls.augment import aug_dls
+    from scene_cls.learner import scene_learner, export_scene_learner
+    from scene_cls.augment import scene_aug_dls
     from scene_cls.data import pred_files
     from fastai.vision.all import set_seed
     set_seed(0)
-    learn = scene_learner(aug_dls(synthetic, size=48, bs=8), 'timm/resnet18', weights=None)
+    learn = scene_learner(scene_aug_dls(synthetic, size=48, bs=8), 'timm/resnet18', weights=None)
     learn.fit(1, 1e-3)
-    export_learner(learn, tmp_path/'m.pkl')
+    export_scene_learner(learn, tmp_path/'m.pkl')
     files = [str(f) for f in pred_files(synthetic)]
     before = learn.get_preds(dl=learn.dls.test_dl(files))[0]
     torch.save(before, tmp_path/'before.pt')
@@ -100,7 +101,7 @@ def _train_args(syn, out, epochs=4):
 @pytest.fixture(scope='module')
 def slow_syn(tmp_path_factory):
     "Enough images that an epoch takes a moment, so that a run can be killed mid-way"
-    from scene_cls.data import make_synthetic_scenes
+    from scene_cls.synthetic import make_synthetic_scenes
     return make_synthetic_scenes(tmp_path_factory.mktemp('slow'), n_train=24, n_valid=4, n_pred=0, size=64)
 
 def test_resume_after_a_killed_run(slow_syn, tmp_path):

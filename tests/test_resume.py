@@ -10,7 +10,7 @@ DRIVER = r'''
 import os, signal, sys, torch
 from pathlib import Path
 from fastai.vision.all import set_seed, Callback
-from scene_cls.augment import aug_dls
+from scene_cls.augment import scene_aug_dls
 from scene_cls.learner import scene_learner, fit_scene
 syn, run, kill, resume = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4] == '1'
 def die(): os.kill(os.getpid(), signal.SIGKILL)
@@ -33,7 +33,7 @@ if kill.startswith('in_checkpoint:'):          # the write of the n-th checkpoin
         return real_save(obj, f, *a, **k)
     torch.save = half_save
 set_seed(1, reproducible=True)
-dls_at = lambda s: aug_dls(syn, size=s, bs=8, seed=1, check='off')
+dls_at = lambda s: scene_aug_dls(syn, size=s, bs=8, seed=1, check='off')
 learn = scene_learner(dls_at(48), 'resnet18', weights=None, path=run)
 if kill != 'none' and not resume: learn.add_cb(Kill())
 learn = fit_scene(learn, dls_at, run, epochs=2, freeze_epochs=2, sizes=(48,), lr=2e-3, resume=resume, config=dict(arch='resnet18'))
@@ -46,7 +46,7 @@ def drive(syn, run, kill='none', resume=False):
 
 @pytest.fixture(scope='module')
 def resume_syn(tmp_path_factory):
-    from scene_cls.data import make_synthetic_scenes
+    from scene_cls.synthetic import make_synthetic_scenes
     return make_synthetic_scenes(tmp_path_factory.mktemp('rsyn'), n_train=8, n_valid=3, n_pred=0, size=64)
 
 @pytest.fixture(scope='module')
@@ -84,7 +84,7 @@ def test_resume_refuses_other_settings_and_accepts_harmless_ones(synthetic, tmp_
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     other = tmp_path/"other"
-    from scene_cls.data import make_synthetic_scenes
+    from scene_cls.synthetic import make_synthetic_scenes
     make_synthetic_scenes(other, n_train=2, n_valid=1, n_pred=0, size=64)
     for change, says in [(['--bs', 4], "bs 8 -> 4"), (['--arch', 'resnet34'], "arch 'resnet18' -> 'resnet34'"),
                          (['--size', 64], 'stages'), (['--lr', 1e-2], 'lr 0.001 -> 0.01'), (['--data', other], 'data'),
