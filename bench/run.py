@@ -130,7 +130,7 @@ def plain_infer(model:nn.Module, files:list, size:int, bs:int, stats) -> float:
     return rate(len(files), time.perf_counter() - t0)
 
 def bench_infer(quick:bool) -> list:
-    n = 128 if quick else 1024
+    n = 64 if quick else 1024
     files = real_files(EXTRA, n)
     src = 'real intel-extra'
     if not files:
@@ -216,7 +216,7 @@ def memory_child(kind:str, n:int, free:bool) -> dict:
     return dict(seconds=round(time.time() - t, 1), peak_mb=round(rss_mb()), before_mb=round(base))
 
 def bench_memory(quick:bool) -> list:
-    cases = [('predict', 512)] if quick else [('report', 3000), ('report', 12000), ('predict', 512), ('predict', 4096)]
+    cases = [('predict', 128)] if quick else [('report', 3000), ('report', 12000), ('predict', 512), ('predict', 4096)]
     make_synthetic_scenes(TMP/'memory', n_train=4, n_valid=500, n_pred=512, size=150)   # here, not in the measured processes
     rows = []
     for kind, n in cases:
@@ -283,6 +283,34 @@ def bench_accuracy(quick:bool) -> list:
                     ours[1], lp[1], unit='accuracy', note=f"linear probe: {fmt(lp, lp_t)} (training and feature extraction)"))
     return rows
 
+# ---------------------------------------------------------------- label cleaning
+def bench_clean(quick:bool) -> list:
+    "The fast finder's time, the label noise it sees in valid, and the recipe trained with and without its suspects"
+    from scene_cls.clean import clean_scene_data, compare_exclusion, exclusion_summary
+    arch, size = 'tf_efficientnet_lite0', 224
+    if quick or not (SAMPLE/'train').is_dir():
+        data, src, size = synthetic(n_train=20, n_valid=4), 'synthetic scenes', 64
+    else: data, src = SAMPLE, 'real intel-sample'
+    t = time.time(); tr = clean_scene_data(data, TMP/'clean', arch=arch, weights='imagenet', size=size, bs=64); secs = round(time.time() - t, 1)
+    rows = [row('clean', f'finding label issues, fast path ({arch} {size}px features + 5-fold logistic regression), {len(tr)} {src} training images',
+                'seconds', secs, unit='s', higher_better=False, note=f'{int(tr.label_issue.sum())} flagged as label issues ({tr.label_issue.mean():.1%}); {src}')]
+    what = 'our recipe with / without the flagged training images, 3 seeds'
+    if quick or src != 'real intel-sample':
+        return rows + [not_measured('clean', what, 'accuracy, cleaned / all', '--quick (training takes minutes)' if quick else f'no real images at {SAMPLE}')]
+    va = clean_scene_data(data, TMP/'clean_valid', split='valid', arch=arch, weights='imagenet', size=size, bs=64)
+    rows.append(row('clean', f'label noise in intel-sample/valid ({len(va)} images), same finder', 'share of images flagged', round(float(va.label_issue.mean()), 4),
+                    unit='share', note=f"{int(va.label_issue.sum())} flagged: an estimate of the error no model avoids there"))
+    res = compare_exclusion(data, TMP/'clean/exclude.txt', seeds=(0, 1, 2), eval_dirs={'intel-extra': EXTRA} if EXTRA.is_dir() else None,
+                            arch=arch, weights='imagenet', size=size, bs=32, freeze_epochs=5, epochs=0, lr=1e-2, run_dir=TMP/'clean_cmp', check='off')
+    res.to_csv(TMP/'clean_compare.csv', index=False)
+    summ = exclusion_summary(res)
+    for ev, r in summ.iterrows():
+        rows.append(row('clean', f'{what}: accuracy on {ev}', 'accuracy, cleaned / all (mean over seeds)', round(r.mean_cleaned, 4), round(r.mean_all, 4),
+                        unit='accuracy', note=f"cleaned {r.mean_cleaned:.2%} ({r.min_cleaned:.1%}-{r.max_cleaned:.1%}), all {r.mean_all:.2%} "
+                        f"({r.min_all:.1%}-{r.max_all:.1%}); difference {r.diff_mean:+.2%} +- {r.diff_std:.2%} over seeds; "
+                        f"{int(tr.label_issue.sum())} of {len(tr)} training images left out; {arch} {size}px, 5 frozen epochs, lr 1e-2, bs 32"))
+    return rows
+
 # ---------------------------------------------------------------- GPU
 def bench_gpu(quick:bool) -> list:
     whats = [f'ResNet50 {s}px epoch, mixed precision + channels_last' for s in (150, 224)] + ['training DataLoader alone on the GPU machine']
@@ -303,7 +331,7 @@ def bench_gpu(quick:bool) -> list:
 
 # ---------------------------------------------------------------- the table
 GROUPS = dict(train=bench_train, infer=bench_infer, augment=bench_augment, dataloader=bench_dataloader, memory=bench_memory,
-              accuracy=bench_accuracy, gpu=bench_gpu)
+              accuracy=bench_accuracy, clean=bench_clean, gpu=bench_gpu)
 
 def _cell(v, unit):
     if v is None: return ''

@@ -36,7 +36,7 @@ set_seed(1, reproducible=True)
 dls_at = lambda s: scene_aug_dls(syn, size=s, bs=8, seed=1, check='off')
 learn = scene_learner(dls_at(48), 'resnet18', weights=None, path=run)
 if kill != 'none' and not resume: learn.add_cb(Kill())
-learn = fit_scene(learn, dls_at, run, epochs=2, freeze_epochs=2, sizes=(48,), lr=2e-3, resume=resume, config=dict(arch='resnet18'))
+fit_scene(learn, dls_at, run, epochs=2, freeze_epochs=2, sizes=(48,), lr=2e-3, resume=resume, config=dict(arch='resnet18'))
 torch.save(learn.model.state_dict(), run/'final.pth')
 '''
 
