@@ -348,6 +348,11 @@ def markdown(res:dict) -> str:
                      f"{'' if r['ratio'] is None else format(r['ratio'], '.2f')} | {r['note']} |")
     return head + '\n'.join(lines) + '\n\nImages/s unless the row says otherwise; above 1 in the ratio column is better for scene_cls.\n'
 
+def kept_row(r:dict, old:dict) -> dict:
+    "A row of an earlier run kept in this one, its note saying which run measured it (machines and code change)"
+    tag = f"kept from the run of {old['date']}"
+    return r if 'kept from the run of' in r['note'] or r['note'].startswith('not measured') else {**r, 'note': f"{r['note']}; {tag}".lstrip('; ')}
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m bench', description=__doc__.split('\n\n')[0])
     p.add_argument('--quick', action='store_true', help='a small version of every row (under 2 minutes)')
@@ -366,7 +371,7 @@ def main(argv=None):
     kept = []        # rows of the groups not run now, from an earlier run of the same kind (quick or not)
     if (out/'results.json').exists() and set(groups) != set(GROUPS):
         old = json.loads((out/'results.json').read_text())
-        if old.get('quick') == a.quick: kept = [r for r in old['rows'] if r['group'] not in groups]
+        if old.get('quick') == a.quick: kept = [kept_row(r, old) for r in old['rows'] if r['group'] not in groups]
     for g in groups:
         try: rows += GROUPS[g](a.quick)
         except Exception as e:
