@@ -24,6 +24,7 @@ from scene_cls.augment import *
 from scene_cls.learner import *
 from scene_cls.interpret import *
 from scene_cls.predict import *
+from scene_cls.deploy import *
 from copy import deepcopy   # after fastai's star imports, which bring names of their own (copy, datetime)
 import argparse, datetime, json, os, platform, resource, subprocess, sys, time
 
@@ -161,6 +162,53 @@ def bench_infer(quick:bool) -> list:
             rows.append(row('infer', f'scene-cls interpret evaluation, {arch} {size}px, {len(files)} files', 'scene_preds on labelled_dl / plain loop',
                             max(res['interpret']), plain, note=src))
         else: rows.append(not_measured('infer', f'scene-cls interpret evaluation, {arch} {size}px', 'scene_preds / plain loop', f'no labelled real images at {EXTRA}'))
+    return rows
+
+# ---------------------------------------------------------------- ONNX Runtime
+def _bench_model(arch:str, size:int, quick:bool):
+    "An exported learner to predict with: lite0 with its ImageNet body and a head fitted for an epoch on the real sample (when there), else random weights"
+    trained = arch == 'tf_efficientnet_lite0' and not quick and (SAMPLE/'train').is_dir()
+    path = SAMPLE if trained else synthetic(n_train=2, n_valid=1)
+    set_seed(0)
+    learn = scene_learner(scene_dls(path, size=size, bs=32, check='off'), arch, weights='imagenet' if trained else None)
+    if trained:
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
+    return load_scene_learner(export_scene_learner(learn, TMP/f'onnx_{arch}_{size}.pkl'), cpu=True), trained
+
+def bench_onnx(quick:bool) -> list:
+    n, bs = (64 if quick else 1024), 64
+    files = real_files(EXTRA, n); src = 'real intel-extra'
+    if not files: files, src = list(pred_files(synthetic(n_train=2, n_valid=1, n_pred=n))), 'synthetic scenes'
+    rows = []
+    for arch, size in (('tf_efficientnet_lite0', 224), ('resnet50', 150)):
+        learn, trained = _bench_model(arch, size, quick)
+        f = TMP/f'onnx_{arch}_{size}.onnx'
+        t = time.perf_counter(); export_onnx(learn, f, check=files[:32]); export_s = time.perf_counter() - t
+        m = OnnxSceneModel(f)
+        px = np.stack([read_pixels(x, m.size) for x in files])      # pre-decoded: the runtime's limit
+        def raw():
+            t = time.perf_counter()
+            for i in range(0, len(px), bs): m(px[i:i+bs])
+            return rate(len(px), time.perf_counter() - t)
+        def via(model, out):
+            t = time.perf_counter(); r = predict_csv(model, files, out, bs=bs, progress=False)
+            assert r['files'] == len(files) and r['failed'] == 0, r
+            return rate(len(files), time.perf_counter() - t)
+        raw(); via(m, TMP/'warm.csv'); via(learn, TMP/'warm.csv')   # warm-up
+        res = {}
+        for _ in range(1 if quick else 2):   # interleaved, best of each
+            res.setdefault('raw', []).append(raw())
+            res.setdefault('onnx', []).append(via(m, TMP/'onnx.csv'))
+            res.setdefault('torch', []).append(via(learn, TMP/'torch.csv'))
+        a, b = pd.read_csv(TMP/'torch.csv'), pd.read_csv(TMP/'onnx.csv')
+        same, dconf = int((a.predicted == b.predicted).sum()), float((a.confidence - b.confidence).abs().max())
+        weights = 'ImageNet body, head fitted 1 epoch on intel-sample' if trained else 'random weights'
+        what = f'{arch} {size}px, {len(files)} files, bs {bs}'
+        rows.append(row('onnx', f'scene-cls predict with the .onnx model, {what}', 'ONNX predict / raw onnxruntime on pre-decoded tensors',
+                        max(res['onnx']), max(res['raw']), note=f'{src}; best of {len(res["raw"])}'))
+        rows.append(row('onnx', f'scene-cls predict, .onnx against model.pkl, {what}', 'ONNX predict / PyTorch predict (model.pkl)',
+                        max(res['onnx']), max(res['torch']),
+                        note=f'{src}; {weights}; same class for {same}/{len(files)} files, confidences within {dconf:.1e}; export and check {export_s:.0f}s'))
     return rows
 
 # ---------------------------------------------------------------- augmentations and the DataLoader
@@ -330,7 +378,7 @@ def bench_gpu(quick:bool) -> list:
     return rows
 
 # ---------------------------------------------------------------- the table
-GROUPS = dict(train=bench_train, infer=bench_infer, augment=bench_augment, dataloader=bench_dataloader, memory=bench_memory,
+GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, augment=bench_augment, dataloader=bench_dataloader, memory=bench_memory,
               accuracy=bench_accuracy, clean=bench_clean, gpu=bench_gpu)
 
 def _cell(v, unit):

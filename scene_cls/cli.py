@@ -1,4 +1,4 @@
-"""`scene-cls train | lr-find | interpret | clean | check | predict | env`: what the notebooks do, from a terminal.
+"""`scene-cls train | lr-find | interpret | clean | check | predict | export | env`: what the notebooks do, from a terminal.
 
 Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
@@ -18,12 +18,14 @@ from .augment import *
 from .distributed import *
 from .weights import *
 from .learner import *
+from .deploy import *
 from .interpret import *
 from .clean import *
 from .predict import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'clean', 'check', 'predict', 'env_report', 'env', 'main']
+__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'clean', 'check', 'predict', 'export', 'env_report', 'env',
+           'main']
 
 # %% ../notebooks/06_cli.ipynb #b64251b2
 def _say(*msg):
@@ -118,16 +120,19 @@ def lr_find(data:str=None, # dataset root; default: search, then synthetic scene
     (Path(out)/'lr_find.json').write_text(json.dumps(res, indent=1))
     _say(json.dumps(res)); _say(f"Plot: {Path(out)/'lr_find.png'}")
 
-def interpret(model:str, # an exported model (model.pkl of a train run)
+def interpret(model:str, # an exported model: model.pkl of a train run, or its .onnx export
               data:str, # a folder of class sub-folders, or a dataset root (its validation folder)
               out:str='runs/interpret', # report folder
               k:int=9, # top losses to show
-              gradcam:bool=True, # Grad-CAM over the top losses (--no-gradcam: without)
+              gradcam:bool=True, # Grad-CAM over the top losses (--no-gradcam: without; an ONNX model has none)
               bs:int=64, # batch size
              ):
-    "Evaluate an exported model on labelled images and write the report folder"
-    learn = load_scene_learner(model)
-    rep = scene_report(learn, out, dl=labelled_dl(learn, data, bs=bs), k=k, gradcam=gradcam)
+    "Evaluate an exported model (model.pkl or .onnx) on labelled images and write the report folder"
+    m = load_scene_model(model)
+    onnx = isinstance(m, OnnxSceneModel)
+    src = labelled_items(data, m.vocab) if onnx else labelled_dl(m, data, bs=bs)
+    rep = scene_report(m, out, dl=src, k=k, gradcam=gradcam, bs=bs)
+    if onnx and gradcam: _say("Grad-CAM needs the PyTorch model (model.pkl); the report of an ONNX model has none")
     _say(f"Accuracy {rep.metrics['accuracy']:.2%} on {rep.metrics['n']} images. Report: {Path(out)/'report.md'}")
 
 def clean(data:str=None, # dataset root; default: search, then synthetic scenes
@@ -169,7 +174,7 @@ def check(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # dataset root
     _say(f"Checked {n_files} files under {path}: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal")
     return 1 if rep.fatal.any() else 0
 
-def predict(model:str, # an exported model (model.pkl of a train run)
+def predict(model:str, # an exported model: model.pkl of a train run, or its .onnx export
             paths:Annotated[str, {'nargs': '+'}], # image files and/or folders (e.g. seg_pred)
             out:str='predictions.csv', # CSV: path, predicted, confidence, top3, error
             bs:int=64, # batch size
@@ -177,12 +182,35 @@ def predict(model:str, # an exported model (model.pkl of a train run)
             progress:bool=True, # a progress bar (--no-progress: none)
            ):
     "Predict every file under PATHS into a CSV (one row per file); exit 1 when any file failed"
-    learn = load_scene_learner(model)
+    learn = load_scene_model(model)
+    if tta and isinstance(learn, OnnxSceneModel): raise SceneError("--tta needs the fastai model (model.pkl), not an ONNX file")
     missing = [p for p in paths if not Path(p).exists()]
     if missing: raise SceneError(f"no such file or folder: {', '.join(missing)}")
     res = predict_csv(learn, paths, out, bs=bs, tta=tta, progress=progress)
     _say(f"{res['files']} files: {res['predicted']} predicted, {res['failed']} failed -> {res['csv']} ({res['seconds']}s)")
     return 1 if res['failed'] else 0
+
+# %% ../notebooks/06_cli.ipynb #dc077dca
+def _run_valid(model:Path):
+    "The validation folder of the train run that wrote `model`, when its run.json says and the folder is there"
+    try: p = scene_layout(json.loads((model.parent/'run.json').read_text())['data'])['valid']
+    except Exception: return None
+    return p if p and Path(p).is_dir() else None
+
+def export(model:str, # model.pkl of a train run
+           onnx:str=None, # the ONNX file to write; default: beside the model, with the suffix .onnx
+           check:str=None, # images to compare ONNX Runtime with PyTorch on; default: the run's validation images
+           atol:float=1e-4, # largest allowed difference of a probability
+          ):
+    "Export a trained model to a self-contained ONNX file (classes and image size inside), checked against PyTorch"
+    model = Path(model)
+    learn = load_scene_learner(model, cpu=True)
+    out = Path(onnx) if onnx else model.with_suffix('.onnx')
+    check = check or _run_valid(model)
+    res = export_onnx(learn, out, check=check, atol=atol)
+    _say(f"Wrote {out} ({out.stat().st_size/2**20:.1f} MB): classes {', '.join(res['classes'])}; {res['image_size'][1]}x{res['image_size'][0]} px. "
+         f"ONNX Runtime equals PyTorch within {res['max_abs_diff']:.1e} (at most {atol:g}) on {res['checked']} images of "
+         f"{check or 'synthetic scenes'}. Predict with: scene-cls predict {out} FILES")
 
 # %% ../notebooks/06_cli.ipynb #a7158b40
 def _version(pkg:str) -> str:
@@ -227,7 +255,7 @@ def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root
     for k, v in env_report(data, timeout).items(): _say(f"{k + ':':<28}{', '.join(v) if isinstance(v, list) else v}")
 
 # %% ../notebooks/06_cli.ipynb #d768af8b
-COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'clean': clean, 'check': check, 'predict': predict, 'env': env}
+COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'clean': clean, 'check': check, 'predict': predict, 'export': export, 'env': env}
 
 def _usage() -> str:
     w = max(map(len, COMMANDS))

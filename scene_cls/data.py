@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/data.html.md"""
 
 # %% ../notebooks/00_data.ipynb #eca44a2e
 from __future__ import annotations
-import ctypes, ctypes.util, gc, hashlib, os
+import ctypes, ctypes.util, gc, hashlib, os, warnings
 import io
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -15,9 +15,10 @@ from fastcore.all import *
 from fastai.vision.all import *
 
 # %% auto #0
-__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'SceneError', 'scene_layout', 'kaggle_download', 'find_scene_data',
-           'check_images', 'open_image', 'SceneImage', 'SquishResize', 'default_workers', 'read_exclusions',
-           'scene_dls', 'pred_files', 'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
+__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'SceneError', 'scene_layout', 'kaggle_download',
+           'find_scene_data', 'check_images', 'open_image', 'SceneImage', 'read_image', 'SquishResize',
+           'default_workers', 'read_exclusions', 'scene_dls', 'pred_files', 'scene_test_dl', 'save_figure',
+           'show_scene_batch', 'free_memory', 'FreeMemory']
 
 # %% ../notebooks/00_data.ipynb #ff0d6550
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -191,6 +192,33 @@ class SceneImage(PILImage):
         if isinstance(fn, (str, Path, Image.Image)): return cls(open_image(fn))
         if isinstance(fn, bytes): return cls(open_image(io.BytesIO(fn)))
         return super().create(fn, **kwargs)
+
+# %% ../notebooks/00_data.ipynb #37fe9ea0
+def _dangling(f:Path) -> bool: return f.is_symlink() and not f.exists()
+
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+def read_image(f:str|Path, # an image file
+               min_size:int=8, # fewer pixels a side is an error
+               max_pixels:int=MAX_PIXELS, # more pixels in all is an error (decompression bombs)
+              ) -> SceneImage:
+    "The image in `f`, decoded, as RGB; `SceneError` naming the file and the problem otherwise"
+    f = Path(f)
+    if _dangling(f): raise SceneError(f"{f}: a link to {os.readlink(f)}, which does not exist")
+    if not f.exists(): raise SceneError(f"{f}: no such file")
+    if f.is_dir(): raise SceneError(f"{f}: is a folder")
+    if f.stat().st_size == 0: raise SceneError(f"{f}: empty file (0 bytes)")
+    try:
+        with Image.open(f) as im: w, h = im.size
+        if w*h > max_pixels: raise SceneError(f"{f}: too large ({w}x{h} = {w*h:,} pixels, at most {max_pixels:,})")
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', Image.DecompressionBombWarning)
+            img = open_image(f)
+    except SceneError: raise
+    except Image.UnidentifiedImageError: raise SceneError(f"{f}: not an image (PIL cannot identify it)") from None
+    except Exception as e: raise SceneError(f"{f}: corrupt image ({type(e).__name__}: {e})") from None
+    if min(img.size) < min_size: raise SceneError(f"{f}: too small ({img.size[0]}x{img.size[1]}, at least {min_size}px a side)")
+    return SceneImage(img)
 
 # %% ../notebooks/00_data.ipynb #cfb2147a
 def _check_summary(rep:pd.DataFrame, n:int=20) -> str:

@@ -15,10 +15,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from .data import *
 from .learner import *
+from .deploy import *
 
 # %% auto #0
-__all__ = ['confusion', 'scene_metrics', 'labelled_dl', 'scene_preds', 'scene_top_losses', 'plot_confusion', 'top_losses_grid',
-           'gradcam_maps', 'gradcam_grid', 'SceneReport', 'scene_report']
+__all__ = ['confusion', 'scene_metrics', 'labelled_items', 'labelled_dl', 'scene_preds', 'scene_top_losses', 'plot_confusion',
+           'top_losses_grid', 'gradcam_maps', 'gradcam_grid', 'SceneReport', 'scene_report']
 
 # %% ../notebooks/03_interpret.ipynb #c63bde31
 def confusion(y_true, y_pred, n:int) -> np.ndarray:
@@ -46,24 +47,43 @@ def scene_metrics(y_true, # actual class indices
                 most_confused=sorted(off, key=lambda t: -t[2])[:n_pairs])
 
 # %% ../notebooks/03_interpret.ipynb #e7f640ed
-def labelled_dl(learn:Learner, path:str|Path, bs:int=None) -> TfmdDL:
-    "A labelled `DataLoader` over `path`'s class folders (or its validation split), with the learner's validation transforms"
+def labelled_items(path:str|Path, vocab) -> L:
+    "The images in `path`'s class folders named in `vocab` (or in its validation split, for a dataset root), sorted"
     p = Path(path)
     if not p.is_dir(): raise SceneError(f"{path}: no such folder")
     try: p = scene_layout(p)['valid'] or p
     except SceneError: pass
-    items = L(f for f in get_image_files(p) if f.parent.name in learn.dls.vocab)
-    if not items: raise SceneError(f"{path}: no images in class folders named {list(learn.dls.vocab)}")
-    return learn.dls.test_dl(sorted(items), with_labels=True, bs=bs or learn.dls.bs)
+    items = L(f for f in get_image_files(p) if f.parent.name in vocab)
+    if not items: raise SceneError(f"{path}: no images in class folders named {list(vocab)}")
+    return L(sorted(items))
 
-def scene_preds(learn:Learner, dl=None, # a labelled DataLoader; default: the validation set
+def labelled_dl(learn:Learner, path:str|Path, bs:int=None) -> TfmdDL:
+    "A labelled `DataLoader` over `labelled_items(path)`, with the learner's validation transforms"
+    return learn.dls.test_dl(labelled_items(path, learn.dls.vocab), with_labels=True, bs=bs or learn.dls.bs)
+
+def _onnx_outputs(model:OnnxSceneModel, items, bs:int) -> tuple:
+    "(probabilities, targets, losses) of an ONNX model over labelled files, the loss as the learner computed it"
+    res = list(onnx_preds(model, items, bs))
+    bad = [e for _, e, _, _ in res if e]
+    if bad: raise SceneError(f"{len(bad)} labelled image(s) cannot be read: " + '; '.join(bad[:3]))
+    probs, logits = (torch.from_numpy(np.stack([r[i] for r in res])) for i in (2, 3))
+    targs = tensor([model.vocab.index(Path(f).parent.name) for f in items])
+    return probs, targs, F.cross_entropy(logits, targs, reduction='none', label_smoothing=model.label_smoothing)
+
+def scene_preds(learn:Learner|OnnxSceneModel, dl=None, # a labelled DataLoader (default: the validation set); for an ONNX model, `labelled_items`
                 free_every:int=16, # `free_memory` every this many batches (0: never)
+                bs:int=64, # an ONNX model's batch size
                ) -> tuple:
     "(DataFrame with path, actual, predicted, confidence, loss per image; probabilities) for `dl`"
-    dl = ifnone(dl, learn.dls.valid)
-    probs, targs, losses = learn.get_preds(dl=dl, with_loss=True, cbs=FreeMemory(free_every))
-    vocab, pred = learn.dls.vocab, probs.argmax(1)
-    df = pd.DataFrame(dict(path=[str(p) for p in dl.items], actual=[vocab[i] for i in targs], predicted=[vocab[i] for i in pred],
+    if isinstance(learn, OnnxSceneModel):
+        if dl is None: raise SceneError("an ONNX model has no validation set of its own: pass the labelled files (labelled_items)")
+        items, vocab = list(dl), learn.vocab
+        probs, targs, losses = _onnx_outputs(learn, items, bs)
+    else:
+        dl = ifnone(dl, learn.dls.valid); items, vocab = dl.items, learn.dls.vocab
+        probs, targs, losses = learn.get_preds(dl=dl, with_loss=True, cbs=FreeMemory(free_every))
+    pred = probs.argmax(1)
+    df = pd.DataFrame(dict(path=[str(p) for p in items], actual=[vocab[i] for i in targs], predicted=[vocab[i] for i in pred],
                            confidence=probs.max(1).values.numpy(), p_actual=probs[torch.arange(len(targs)), targs].numpy(),
                            loss=losses.numpy()))
     df['correct'] = df.actual == df.predicted
@@ -158,16 +178,18 @@ class SceneReport:
     def _repr_markdown_(self): return self.markdown(rel=False)
     def __repr__(self): return f"SceneReport(accuracy={self.metrics['accuracy']:.4f}, n={self.metrics['n']}, folder={self.folder})"
 
-def scene_report(learn:Learner, folder:str|Path, # where the report goes
-                 dl=None, # a labelled DataLoader (`labelled_dl`); default: the validation set
+def scene_report(learn:Learner|OnnxSceneModel, folder:str|Path, # where the report goes
+                 dl=None, # a labelled DataLoader (`labelled_dl`; default: the validation set), or an ONNX model's `labelled_items`
                  k:int=9, # how many top losses to draw
                  gradcam:bool=True, # draw Grad-CAM over the top losses
                  free_every:int=16, # `free_memory` every this many batches of the evaluation (0: never)
+                 bs:int=64, # an ONNX model's batch size
                 ) -> SceneReport:
     "Evaluate `learn` on `dl` and write the report folder"
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    preds, _ = scene_preds(learn, dl, free_every)
-    vocab = list(learn.dls.vocab)
+    preds, _ = scene_preds(learn, dl, free_every, bs)
+    onnx = isinstance(learn, OnnxSceneModel)
+    vocab = list(learn.vocab if onnx else learn.dls.vocab)
     m = scene_metrics(preds.actual.map(vocab.index), preds.predicted.map(vocab.index), vocab)
     top = scene_top_losses(preds, k)
     m['top_losses'] = top[['path', 'actual', 'predicted', 'confidence', 'loss']].to_dict('records')
@@ -176,7 +198,7 @@ def scene_report(learn:Learner, folder:str|Path, # where the report goes
     plt.close(plot_confusion(m, folder/'confusion_matrix.png'))
     if len(top):
         plt.close(top_losses_grid(top, folder/'top_losses.png'))
-        if gradcam: plt.close(gradcam_grid(learn, top, folder/'gradcam.png'))
+        if gradcam and not onnx: plt.close(gradcam_grid(learn, top, folder/'gradcam.png'))   # gradients need the PyTorch model
     rep = SceneReport(m, preds, folder)
     (folder/'report.md').write_text(rep.markdown())
     return rep

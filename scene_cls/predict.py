@@ -11,14 +11,14 @@ from pathlib import Path
 from fastai.vision.all import *
 from fastprogress.fastprogress import progress_bar
 from .data import *
+from .data import _dangling
 from .learner import *
+from .deploy import *
 
 # %% auto #0
-__all__ = ['list_inputs', 'read_image', 'predict_rows', 'predict_csv']
+__all__ = ['list_inputs', 'predict_rows', 'predict_csv']
 
 # %% ../notebooks/05_predict.ipynb #46fa7855
-def _dangling(f:Path) -> bool: return f.is_symlink() and not f.exists()
-
 def list_inputs(paths) -> list:
     "Every input file under `paths` (files as given, folders recursively, hidden files skipped), in a stable order"
     res = []
@@ -27,27 +27,22 @@ def list_inputs(paths) -> list:
         else: res.append(p)
     return res
 
-# %% ../notebooks/05_predict.ipynb #2940d847
-def read_image(f:str|Path, min_size:int=8) -> SceneImage:
-    "The image in `f`, decoded, as RGB; `SceneError` naming the file and the problem otherwise"
-    f = Path(f)
-    if _dangling(f): raise SceneError(f"{f}: a link to {os.readlink(f)}, which does not exist")
-    if not f.exists(): raise SceneError(f"{f}: no such file")
-    if f.is_dir(): raise SceneError(f"{f}: is a folder")
-    if f.stat().st_size == 0: raise SceneError(f"{f}: empty file (0 bytes)")
-    try:
-        img = open_image(f)
-    except Image.UnidentifiedImageError: raise SceneError(f"{f}: not an image (PIL cannot identify it)") from None
-    except Exception as e: raise SceneError(f"{f}: corrupt image ({type(e).__name__}: {e})") from None
-    if min(img.size) < min_size: raise SceneError(f"{f}: too small ({img.size[0]}x{img.size[1]}, at least {min_size}px a side)")
-    return SceneImage(img)
-
 # %% ../notebooks/05_predict.ipynb #7d4bc727
 def _top(probs:Tensor, vocab, k:int=3) -> str:
-    v, i = probs.topk(min(k, len(vocab)))
+    v, i = tensor(probs).topk(min(k, len(vocab)))
     return ' '.join(f"{vocab[j]}:{p:.4f}" for p, j in zip(v.tolist(), i.tolist()))
 
-def predict_rows(learn:Learner, paths, # files and folders
+def _row(f, err:str='', probs=None, vocab=None) -> dict:
+    r = dict(path=str(f), predicted='', confidence='', top3='', error=err)
+    if probs is not None: r.update(predicted=vocab[int(probs.argmax())], confidence=round(float(probs.max()), 6), top3=_top(probs, vocab))
+    return r
+
+def _onnx_rows(model:OnnxSceneModel, files:list, bs:int, tta:bool, min_size:int, progress:bool):
+    if tta: raise SceneError("test-time augmentation needs the fastai model (model.pkl), not an ONNX file")
+    for f, err, p, _ in progress_bar(onnx_preds(model, files, bs, min_size), total=len(files), display=progress and len(files) > 4*bs, leave=False):
+        yield _row(f, err, p, model.vocab)
+
+def predict_rows(learn:Learner|OnnxSceneModel, paths, # a fastai learner or an ONNX model (`load_scene_model`); files and folders
                  bs:int=64, # batch size
                  tta:bool=False, # test-time augmentation
                  chunk:int=None, # files read at a time; default 4*bs
@@ -57,22 +52,22 @@ def predict_rows(learn:Learner, paths, # files and folders
                 ):
     "One dict per input file: path, predicted, confidence, top3, error (empty when it was predicted)"
     files, chunk = list_inputs(paths), chunk or 4*bs
+    if isinstance(learn, OnnxSceneModel): yield from _onnx_rows(learn, files, bs, tta, min_size, progress); return
     vocab = learn.dls.vocab
     for n, s in enumerate(progress_bar(range(0, len(files), chunk), display=progress and len(files) > chunk, leave=False)):
         rows, good = [], []
         for f in files[s:s+chunk]:
-            try: good.append((len(rows), read_image(f, min_size))); rows.append(dict(path=str(f), predicted='', confidence='', top3='', error=''))
-            except SceneError as e: rows.append(dict(path=str(f), predicted='', confidence='', top3='', error=str(e)))
+            try: good.append((len(rows), read_image(f, min_size))); rows.append(_row(f))
+            except SceneError as e: rows.append(_row(f, str(e)))
         if good:
             dl = learn.dls.test_dl([im for _, im in good], bs=bs)
             with learn.no_bar(), learn.no_logging():
                 probs = learn.tta(dl=dl)[0] if tta else learn.get_preds(dl=dl)[0]
-            for (i, _), p in zip(good, probs):
-                rows[i].update(predicted=vocab[p.argmax()], confidence=round(float(p.max()), 6), top3=_top(p, vocab))
+            for (i, _), p in zip(good, probs): rows[i] = _row(rows[i]['path'], probs=p, vocab=vocab)
         yield from rows
         if free_every and n % free_every == free_every - 1: free_memory()   # past chunks' images and DataLoaders go now, not at Python's next full collection
 
-def predict_csv(learn:Learner, paths, out:str|Path, **kwargs) -> dict:
+def predict_csv(learn:Learner|OnnxSceneModel, paths, out:str|Path, **kwargs) -> dict:
     "Write `predict_rows` to the CSV `out`, row by row; return the counts"
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     n = ok = 0; t0 = time.time()
