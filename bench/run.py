@@ -211,6 +211,36 @@ def bench_onnx(quick:bool) -> list:
                         note=f'{src}; {weights}; same class for {same}/{len(files)} files, confidences within {dconf:.1e}; export and check {export_s:.0f}s'))
     return rows
 
+# ---------------------------------------------------------------- the web demo
+def bench_app(quick:bool) -> list:
+    what = 'one image end to end through the web demo (upload to answer), tf_efficientnet_lite0 224px'
+    try:
+        from gradio_client import Client, handle_file
+        from scene_cls.app import scene_app, classify_file
+    except ImportError as e: return [not_measured('app', what, 'app / classify_file in process', f'the app extra is not installed ({e})')]
+    import socket, statistics
+    n = 3 if quick else 20
+    files = real_files(EXTRA, n); src = 'real intel-extra'
+    if not files: files, src = list(pred_files(synthetic(n_train=2, n_valid=1, n_pred=n))), 'synthetic scenes'
+    learn, _ = _bench_model('tf_efficientnet_lite0', 224, quick)
+    rows = []
+    for cam in (True, False):
+        with socket.socket() as so: so.bind(('127.0.0.1', 0)); port = so.getsockname()[1]
+        demo = scene_app(learn, gradcam=cam, n_examples=1)
+        demo.launch(server_name='127.0.0.1', server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            c = Client(f'http://127.0.0.1:{port}/', verbose=False)
+            c.predict(handle_file(str(files[0])), api_name='/classify'); classify_file(learn, files[0], cam)   # warm-up
+            app_s, direct_s = [], []
+            for f in files:
+                t = time.perf_counter(); c.predict(handle_file(str(f)), api_name='/classify'); app_s.append(time.perf_counter() - t)
+                t = time.perf_counter(); classify_file(learn, f, cam); direct_s.append(time.perf_counter() - t)
+        finally: demo.close()
+        rows.append(row('app', f"{what}, Grad-CAM {'on' if cam else 'off'}", 'classify_file in process / through the app (HTTP upload, queue, answer)',
+                        round(statistics.median(app_s), 3), round(statistics.median(direct_s), 3), unit='s', higher_better=False,
+                        note=f'{src}; median of {len(files)} images, one at a time'))
+    return rows
+
 # ---------------------------------------------------------------- augmentations and the DataLoader
 def bench_augment(quick:bool) -> list:
     files = real_files(SAMPLE/'train', 64)
@@ -378,7 +408,7 @@ def bench_gpu(quick:bool) -> list:
     return rows
 
 # ---------------------------------------------------------------- the table
-GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, augment=bench_augment, dataloader=bench_dataloader, memory=bench_memory,
+GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, app=bench_app, augment=bench_augment, dataloader=bench_dataloader, memory=bench_memory,
               accuracy=bench_accuracy, clean=bench_clean, gpu=bench_gpu)
 
 def _cell(v, unit):

@@ -1,4 +1,4 @@
-"""`scene-cls train | lr-find | interpret | clean | check | predict | export | env`: what the notebooks do, from a terminal.
+"""`scene-cls train | lr-find | interpret | clean | check | predict | export | serve | env`: what the notebooks do, from a terminal.
 
 Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
@@ -24,8 +24,8 @@ from .clean import *
 from .predict import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'clean', 'check', 'predict', 'export', 'env_report', 'env',
-           'main']
+__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'clean', 'check', 'predict', 'serve', 'export', 'env_report',
+           'env', 'main']
 
 # %% ../notebooks/06_cli.ipynb #b64251b2
 def _say(*msg):
@@ -190,6 +190,20 @@ def predict(model:str, # an exported model: model.pkl of a train run, or its .on
     _say(f"{res['files']} files: {res['predicted']} predicted, {res['failed']} failed -> {res['csv']} ({res['seconds']}s)")
     return 1 if res['failed'] else 0
 
+# %% ../notebooks/06_cli.ipynb #574012d7
+def serve(model:str, # model.pkl of a train run, or its .onnx export
+          port:int=7860, # the port
+          host:str='127.0.0.1', # the address to listen on (0.0.0.0: every network)
+          share:bool=False, # also a public link through Gradio's share servers
+          examples:str=None, # a dataset root or image folder for the example images; default: synthetic scenes
+          gradcam:bool=True, # the Grad-CAM overlay (--no-gradcam: without; an ONNX model has none)
+         ):
+    "Serve a trained model as a web demo: one image -> top 3 and Grad-CAM, several -> a table and a CSV"
+    from scene_cls.app import scene_app   # imported here: the web demo is an optional extra, and comes after this notebook
+    demo = scene_app(model, examples, gradcam)
+    _say(f"Serving {model} at http://{host}:{port} (Ctrl+C stops)")
+    demo.launch(server_name=host, server_port=port, share=share, quiet=True)
+
 # %% ../notebooks/06_cli.ipynb #dc077dca
 def _run_valid(model:Path):
     "The validation folder of the train run that wrote `model`, when its run.json says and the folder is there"
@@ -255,7 +269,7 @@ def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root
     for k, v in env_report(data, timeout).items(): _say(f"{k + ':':<28}{', '.join(v) if isinstance(v, list) else v}")
 
 # %% ../notebooks/06_cli.ipynb #d768af8b
-COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'clean': clean, 'check': check, 'predict': predict, 'export': export, 'env': env}
+COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'clean': clean, 'check': check, 'predict': predict, 'export': export, 'serve': serve, 'env': env}
 
 def _usage() -> str:
     w = max(map(len, COMMANDS))

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/data.html.md"""
 
 # %% ../notebooks/00_data.ipynb #eca44a2e
 from __future__ import annotations
-import ctypes, ctypes.util, gc, hashlib, os, warnings
+import ctypes, ctypes.util, gc, hashlib, os
 import io
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -209,12 +209,12 @@ def read_image(f:str|Path, # an image file
     if f.is_dir(): raise SceneError(f"{f}: is a folder")
     if f.stat().st_size == 0: raise SceneError(f"{f}: empty file (0 bytes)")
     try:
-        with Image.open(f) as im: w, h = im.size
-        if w*h > max_pixels: raise SceneError(f"{f}: too large ({w}x{h} = {w*h:,} pixels, at most {max_pixels:,})")
-        with warnings.catch_warnings():
-            warnings.simplefilter('error', Image.DecompressionBombWarning)
-            img = open_image(f)
+        with Image.open(f) as im:   # opened once: the size is checked before a pixel is decoded
+            w, h = im.size
+            if w*h > max_pixels: raise SceneError(f"{f}: too large ({w}x{h} = {w*h:,} pixels, at most {max_pixels:,})")
+            img = open_image(im)
     except SceneError: raise
+    except Image.DecompressionBombError as e: raise SceneError(f"{f}: too large ({e})") from None
     except Image.UnidentifiedImageError: raise SceneError(f"{f}: not an image (PIL cannot identify it)") from None
     except Exception as e: raise SceneError(f"{f}: corrupt image ({type(e).__name__}: {e})") from None
     if min(img.size) < min_size: raise SceneError(f"{f}: too small ({img.size[0]}x{img.size[1]}, at least {min_size}px a side)")
