@@ -413,6 +413,7 @@ GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, app=bench_a
 
 def _cell(v, unit):
     if v is None: return ''
+    if unit == 's' and v < 10: return f'{v:.3f}'
     return f'{v:.1%}' if unit == 'accuracy' else (f'{v:,.0f} {unit}' if unit == 'MB' else f'{v:,.1f}')
 
 def markdown(res:dict) -> str:
