@@ -99,7 +99,7 @@ def plain_train(model:nn.Module, items:list, labels:list, size:int, bs:int, stat
 def bench_train(quick:bool) -> list:
     data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=40, n_valid=4)
     src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
-    bs, warmup, n, reps = (16, 1, 2, 1) if quick else (32, 2, 3, 2)
+    bs, warmup, n, reps = (16, 1, 2, 1) if quick else (32, 2, 4, 2)
     cases = [(a, s, aug, frozen) for a in ('tf_efficientnet_lite0', 'resnet50') for s in (150, 224) for aug in (True, False) for frozen in (True, False)]
     if quick: cases = [('tf_efficientnet_lite0', 150, True, True), ('tf_efficientnet_lite0', 150, False, False)]
     rows = []
