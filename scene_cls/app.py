@@ -79,10 +79,7 @@ def example_images(data:str|Path=None, # a dataset root or a folder of images; d
     "`n` image files to show as examples, copied into `dest`"
     if data is None: src = L(pred_files(make_synthetic_scenes(n_train=0, n_valid=0, n_pred=n)))
     else:
-        p = Path(data)
-        try: p = scene_layout(p)['valid'] or p
-        except SceneError: pass
-        fs = sorted(get_image_files(p))
+        fs = sorted(get_image_files(valid_folder(data)))
         if not fs: raise SceneError(f"{data}: no images for the examples")
         by_cls = {}
         for f in fs: by_cls.setdefault(f.parent.name, []).append(f)

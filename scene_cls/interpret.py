@@ -18,8 +18,8 @@ from .learner import *
 from .deploy import *
 
 # %% auto #0
-__all__ = ['confusion', 'scene_metrics', 'labelled_items', 'labelled_dl', 'scene_preds', 'scene_top_losses', 'plot_confusion',
-           'top_losses_grid', 'gradcam_maps', 'gradcam_grid', 'SceneReport', 'scene_report']
+__all__ = ['confusion', 'scene_metrics', 'valid_folder', 'labelled_items', 'labelled_dl', 'scene_preds', 'scene_top_losses',
+           'plot_confusion', 'top_losses_grid', 'gradcam_maps', 'gradcam_grid', 'SceneReport', 'scene_report']
 
 # %% ../notebooks/03_interpret.ipynb #c63bde31
 def confusion(y_true, y_pred, n:int) -> np.ndarray:
@@ -47,12 +47,16 @@ def scene_metrics(y_true, # actual class indices
                 most_confused=sorted(off, key=lambda t: -t[2])[:n_pairs])
 
 # %% ../notebooks/03_interpret.ipynb #e7f640ed
-def labelled_items(path:str|Path, vocab) -> L:
-    "The images in `path`'s class folders named in `vocab` (or in its validation split, for a dataset root), sorted"
+def valid_folder(path:str|Path) -> Path:
+    "The validation folder of a dataset root, or `path` itself when it is not one"
     p = Path(path)
     if not p.is_dir(): raise SceneError(f"{path}: no such folder")
-    try: p = scene_layout(p)['valid'] or p
-    except SceneError: pass
+    try: return scene_layout(p)['valid'] or p
+    except SceneError: return p
+
+def labelled_items(path:str|Path, vocab) -> L:
+    "The images in `path`'s class folders named in `vocab` (or in its validation split, for a dataset root), sorted"
+    p = valid_folder(path)
     items = L(f for f in get_image_files(p) if f.parent.name in vocab)
     if not items: raise SceneError(f"{path}: no images in class folders named {list(vocab)}")
     return L(sorted(items))

@@ -30,3 +30,12 @@ def intel_sample():
 
 # a tiny, fast model for command-line runs: random weights, a fixed learning rate
 TINY = ['--arch', 'resnet18', '--weights', 'none', '--size', 48, '--bs', 8]
+
+def mixed_folder(synthetic, folder, n_good:int) -> dict:
+    "`make_broken_images` in `folder`, `n_good` synthetic scenes and a text file beside them; the kinds of broken file"
+    import shutil
+    from scene_cls.synthetic import make_broken_images
+    kinds = make_broken_images(folder)
+    for f in sorted((synthetic/'seg_pred/seg_pred').iterdir())[:n_good]: shutil.copy(f, folder/f.name)
+    (folder/'notes.txt').write_text('a file that is not an image at all')
+    return kinds

@@ -3,7 +3,7 @@ import json, shutil
 from pathlib import Path
 import pandas as pd, pytest
 from PIL import Image
-from conftest import run_cli, TINY
+from conftest import run_cli, mixed_folder, TINY
 from scene_cls.synthetic import make_broken_images, make_synthetic_scenes
 
 def assert_png(f, min_side=100):
@@ -54,9 +54,7 @@ def test_predict_and_interpret_with_the_exported_model(trained, synthetic, tmp_p
 def test_predict_accounts_for_every_file(trained, synthetic, tmp_path):
     out, _ = trained
     folder = tmp_path/'mixed'
-    kinds = make_broken_images(folder)
-    for f in sorted((synthetic/'seg_pred/seg_pred').iterdir())[:2]: shutil.copy(f, folder/f.name)
-    (folder/'notes.txt').write_text('a file that is not an image at all')
+    kinds = mixed_folder(synthetic, folder, 2)
     r = run_cli('predict', out/'model.pkl', folder, folder/'good.jpg', '--out', tmp_path/'p.csv', '--bs', 3)
     assert r.returncode == 1                                     # some files failed
     df = pd.read_csv(tmp_path/'p.csv', keep_default_na=False)

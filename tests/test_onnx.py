@@ -1,9 +1,8 @@
 "The model exported to ONNX, from the command line: the same rows as the PyTorch model on good and broken files, one-line errors."
-import json, shutil
+import json
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
-from conftest import run_cli, TINY
-from scene_cls.synthetic import make_broken_images
+from conftest import run_cli, mixed_folder, TINY
 
 pytest.importorskip('onnxruntime', reason="the onnx extra is not installed (pip install 'scene_cls[onnx]')")
 
@@ -29,9 +28,7 @@ def test_export_checks_against_pytorch_on_the_runs_images(exported, synthetic):
 def test_onnx_predict_gives_the_pytorch_rows_on_broken_input(exported, synthetic, tmp_path):
     out, _ = exported
     folder = tmp_path/'mixed'
-    kinds = make_broken_images(folder)
-    for f in sorted((synthetic/'seg_pred/seg_pred').iterdir())[:3]: shutil.copy(f, folder/f.name)
-    (folder/'notes.txt').write_text('a file that is not an image at all')
+    kinds = mixed_folder(synthetic, folder, 3)
     res = {}
     for name, model in (('torch', 'model.pkl'), ('onnx', 'scenes.onnx')):
         r = run_cli('predict', out/model, folder, '--out', tmp_path/f'{name}.csv', '--bs', 3, '--no-progress')
