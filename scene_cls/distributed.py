@@ -12,8 +12,8 @@ from fastai.vision.all import *
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['n_processes', 'is_main', 'init_distributed', 'broadcast_value', 'barrier', 'distributed', 'finish_distributed',
-           'main_process_alone']
+__all__ = ['n_processes', 'is_main', 'init_distributed', 'broadcast_value', 'barrier', 'sync_batchnorm', 'plain_batchnorm',
+           'has_sync_bn', 'distributed', 'finish_distributed', 'main_process_alone']
 
 # %% ../notebooks/01a_distributed.ipynb #ca845c97
 def n_processes() -> int:
@@ -53,7 +53,32 @@ def _broadcast(self:DistributedDL, t, rank):
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
 
-# %% ../notebooks/01a_distributed.ipynb #b611002d
+# %% ../notebooks/01a_distributed.ipynb #365a1bf0
+def sync_batchnorm(model:nn.Module) -> nn.Module:
+    "`model` with every batchnorm synchronised across processes (timm's converter: norm+act layers keep their activation)"
+    from timm.layers import convert_sync_batchnorm
+    return convert_sync_batchnorm(model)
+
+def _plain_bn(m:nn.Module) -> nn.Module:
+    from timm.layers.norm_act import SyncBatchNormAct, BatchNormAct2d
+    if isinstance(m, SyncBatchNormAct):
+        res = BatchNormAct2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+        res.act, res.drop = m.act, m.drop
+    else: res = nn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+    if m.affine: res.weight, res.bias = m.weight, m.bias   # the same parameters: an optimizer keeps them
+    res.running_mean, res.running_var, res.num_batches_tracked = m.running_mean, m.running_var, m.num_batches_tracked
+    res.train(m.training)
+    return res
+
+def plain_batchnorm(model:nn.Module) -> nn.Module:
+    "`model` with every `SyncBatchNorm` back to the plain batchnorm it came from (same parameters and statistics)"
+    if isinstance(model, nn.SyncBatchNorm): return _plain_bn(model)
+    for name, child in model.named_children(): setattr(model, name, plain_batchnorm(child))
+    return model
+
+def has_sync_bn(model:nn.Module) -> bool: return any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+
+# %% ../notebooks/01a_distributed.ipynb #f2c8182d
 @contextmanager
 def distributed(learn:Learner, sync_bn:bool=None, # synchronise batchnorm across processes; default: on CUDA
                ):
@@ -61,7 +86,10 @@ def distributed(learn:Learner, sync_bn:bool=None, # synchronise batchnorm across
     if n_processes() == 1: yield learn; return
     init_distributed()
     cuda = getattr(learn.dls.device, 'type', str(learn.dls.device)) == 'cuda'
-    with learn.distrib_ctx(sync_bn=ifnone(sync_bn, cuda), cpu=not cuda): yield learn
+    if ifnone(sync_bn, cuda): learn.model = sync_batchnorm(learn.model)
+    try:
+        with learn.distrib_ctx(sync_bn=False, cpu=not cuda): yield learn
+    finally: learn.model = plain_batchnorm(learn.model)
 
 # %% ../notebooks/01a_distributed.ipynb #dist0co9
 def finish_distributed() -> bool:

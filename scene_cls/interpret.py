@@ -175,12 +175,18 @@ class SceneReport:
         conf = '\n'.join(f"- {a} taken for {p}: {n}" for a, p, n in m['most_confused']) or '- none'
         pics = '\n\n'.join(f"![{t}]({pre}{f})" for t, f in (('confusion matrix', 'confusion_matrix.png'),
                            ('top losses', 'top_losses.png'), ('Grad-CAM', 'gradcam.png')) if (self.folder/f).exists())
-        return (f"# Scene classification report\n\nAccuracy **{m['accuracy']:.2%}** on {m['n']} images "
+        cap = f"**{m['caption']}**\n\n" if m.get('caption') else ''
+        return (f"# Scene classification report\n\n{cap}Accuracy **{m['accuracy']:.2%}** on {m['n']} images "
                 f"(macro F1 {m['macro_f1']:.3f}).\n\n## Per class\n\n{self._per_class_md()}\n\n"
                 f"## Most confused (actual taken for predicted)\n\n{conf}\n\n## Pictures\n\n{pics}\n\n"
                 f"Numbers: `metrics.json`; every image: `predictions.csv`.\n")
     def _repr_markdown_(self): return self.markdown(rel=False)
     def __repr__(self): return f"SceneReport(accuracy={self.metrics['accuracy']:.4f}, n={self.metrics['n']}, folder={self.folder})"
+
+def _save_captioned(fig, fname:Path, caption:str=None, dpi:int=80):
+    "Save `fig` with `caption` above its title (in red: e.g. that the run was a quick check, not a result), and close it"
+    if caption: fig.suptitle(f"{caption}\n{fig._suptitle.get_text() if fig._suptitle else ''}", color='darkred'); fig.tight_layout()
+    plt.close(save_figure(fig, fname, dpi=dpi))
 
 def scene_report(learn:Learner|OnnxSceneModel, folder:str|Path, # where the report goes
                  dl=None, # a labelled DataLoader (`labelled_dl`; default: the validation set), or an ONNX model's `labelled_items`
@@ -188,6 +194,7 @@ def scene_report(learn:Learner|OnnxSceneModel, folder:str|Path, # where the repo
                  gradcam:bool=True, # draw Grad-CAM over the top losses
                  free_every:int=16, # `free_memory` every this many batches of the evaluation (0: never)
                  bs:int=64, # an ONNX model's batch size
+                 caption:str=None, # a line on every picture and atop the report (e.g. 'QUICK MODE'); default: `learn.caption`
                 ) -> SceneReport:
     "Evaluate `learn` on `dl` and write the report folder"
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
@@ -197,12 +204,13 @@ def scene_report(learn:Learner|OnnxSceneModel, folder:str|Path, # where the repo
     m = scene_metrics(preds.actual.map(vocab.index), preds.predicted.map(vocab.index), vocab)
     top = scene_top_losses(preds, k)
     m['top_losses'] = top[['path', 'actual', 'predicted', 'confidence', 'loss']].to_dict('records')
+    m['caption'] = caption = ifnone(caption, getattr(learn, 'caption', None))
     (folder/'metrics.json').write_text(json.dumps(m, indent=1))
     preds.to_csv(folder/'predictions.csv', index=False)
-    plt.close(plot_confusion(m, folder/'confusion_matrix.png'))
+    _save_captioned(plot_confusion(m), folder/'confusion_matrix.png', caption, dpi=90)
     if len(top):
-        plt.close(top_losses_grid(top, folder/'top_losses.png'))
-        if gradcam and not onnx: plt.close(gradcam_grid(learn, top, folder/'gradcam.png'))   # gradients need the PyTorch model
+        _save_captioned(top_losses_grid(top), folder/'top_losses.png', caption)
+        if gradcam and not onnx: _save_captioned(gradcam_grid(learn, top), folder/'gradcam.png', caption)   # gradients need the PyTorch model
     rep = SceneReport(m, preds, folder)
     (folder/'report.md').write_text(rep.markdown())
     return rep

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/learner.html.md"""
 
 # %% ../notebooks/02_learner.ipynb #11fdabbb
 from __future__ import annotations
-import json, os, random, time, warnings
+import json, math, os, random, time, warnings
 from pathlib import Path
 import timm, torchvision
 from fastai.vision.all import *
@@ -21,9 +21,9 @@ from torch.amp import GradScaler, autocast
 
 # %% auto #0
 __all__ = ['find_lr', 'export_learner', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda',
-           'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last', 'scene_learner', 'scene_lr_find',
-           'plan_stages', 'save_checkpoint', 'load_checkpoint', 'RestoreRun', 'RunLog', 'check_resumable', 'fit_scene',
-           'export_scene_learner', 'load_scene_learner']
+           'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last', 'BnFreezeAll', 'scene_learner',
+           'scene_lr_find', 'plan_stages', 'save_checkpoint', 'load_checkpoint', 'RestoreRun', 'RunLog',
+           'check_resumable', 'fit_scene', 'export_scene_learner', 'load_scene_learner']
 
 # %% ../notebooks/02_learner.ipynb #56687676
 def halves_split(m:nn.Module) -> list:
@@ -93,6 +93,12 @@ def channels_last(learn:Learner, amp:bool=None, # mixed precision too; default: 
     if ifnone(amp, on_cuda(learn)) and not learn.cbs.filter(risinstance(MixedPrecision)): learn.add_cb(DeviceMixedPrecision())
     return learn
 
+class BnFreezeAll(BnFreeze):
+    "fastai's `BnFreeze` for every kind of batchnorm (also `SyncBatchNorm` on several GPUs): frozen layers keep their statistics"
+    def before_train(self):
+        for m in self.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not next(m.parameters(), torch.ones(1)).requires_grad: m.eval()
+
 @delegates(Learner)
 def scene_learner(dls:DataLoaders,
                   arch:str='resnet50', # torchvision or timm name
@@ -105,7 +111,7 @@ def scene_learner(dls:DataLoaders,
     model, stats, splitter = scene_model(arch, dls.c, weights, head=head, ps=ps)
     loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat()
     kwargs = merge(dict(train_bn=False), kwargs)
-    cbs = L(kwargs.pop('cbs', None)) + (BnFreeze() if not kwargs['train_bn'] else [])
+    cbs = L(kwargs.pop('cbs', None)) + (BnFreezeAll() if not kwargs['train_bn'] else [])
     learn = Learner(normalized(dls, stats), model, loss_func=loss, splitter=splitter, metrics=accuracy, cbs=cbs, **kwargs)
     if not no_weights(weights): learn.freeze()
     channels_last(learn)
@@ -133,6 +139,7 @@ def scene_lr_find(learn:Learner, fname:str|Path=None, # save the plot here as PN
     if show_plot:
         learn.recorder.plot_lr_find(suggestions=pnts, nms=list(res))
         fig = plt.gcf(); fig.axes[0].set_title(f'lr_find: {getattr(learn, "arch", "")}, valley at {res["valley"]:.2e}')
+        if getattr(learn, 'caption', None): fig.suptitle(learn.caption, color='darkred')
         save_figure(fig, fname)
     return res
 
@@ -210,7 +217,7 @@ class RunLog(Callback):
         names, vals = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]
         row = dict(stage=self.stage, size=self.size, epoch=self.offset + self.epoch, stage_epoch=self.epoch,
                    **{n: round(float(v), 6) if v is not None else None for n, v in zip(names, vals)},
-                   lr=self.opt.hypers[-1]['lr'], seconds=round(time.time() - self.t0, 2))
+                   lr=self.opt.hypers[-1]['lr'], steps=self.steps, seconds=round(time.time() - self.t0, 2))
         log = d/'log.csv'
         pd.DataFrame([row]).to_csv(log, mode='a', header=not log.exists(), index=False)
         progress = dict(stage=self.stage, stage_epoch=self.epoch + 1, epochs_done=self.offset + self.epoch + 1)
@@ -218,7 +225,8 @@ class RunLog(Callback):
         st = {**json.loads((d/'state.json').read_text()), **progress}
         _write_atomic(d/'state.json', lambda tmp: tmp.write_text(json.dumps(st, indent=1)))
 
-    def before_epoch(self): self.t0 = time.time()
+    def before_epoch(self): self.t0, self.steps = time.time(), 0
+    def after_step(self): self.steps += 1   # optimizer steps of this epoch (the same for one process and a launch of n)
 
 # %% ../notebooks/02_learner.ipynb #37f8f647
 def check_resumable(run_dir:str|Path) -> Path:
@@ -250,7 +258,7 @@ def _resumed_run(run_dir:Path, stages, lr, config) -> tuple:
     "The state of the run to resume in `run_dir` and its last checkpoint (None before the first epoch ended)"
     st, ck_file = json.loads(check_resumable(run_dir).read_text()), run_dir/'checkpoint.pth'
     diff = _differences(dict(stages=st['stages'], **st.get('config') or {}), dict(stages=stages, **config or {}))
-    if lr is not None and lr != st['lr']: diff.append(f"lr {st['lr']!r} -> {lr!r}")
+    if lr is not None and not math.isclose(lr, st['lr'], rel_tol=1e-6): diff.append(f"lr {st['lr']!r} -> {lr!r}")
     if diff: raise SceneError(f"cannot resume {run_dir} with other settings ({'; '.join(diff)}): use the run's settings, or a new run folder")
     ck = load_checkpoint(ck_file) if ck_file.exists() else None   # the checkpoint, not state.json, says how far the run got
     st.update(ck['progress'] if ck else dict(stage=0, stage_epoch=0, epochs_done=0))

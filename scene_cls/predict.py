@@ -16,7 +16,7 @@ from .learner import *
 from .deploy import *
 
 # %% auto #0
-__all__ = ['list_inputs', 'predict_rows', 'predict_csv']
+__all__ = ['list_inputs', 'predict_rows', 'predict_csv', 'predictions_grid']
 
 # %% ../notebooks/05_predict.ipynb #46fa7855
 def list_inputs(paths) -> list:
@@ -76,3 +76,22 @@ def predict_csv(learn:Learner|OnnxSceneModel, paths, out:str|Path, **kwargs) -> 
         w.writeheader()
         for r in predict_rows(learn, paths, **kwargs): w.writerow(r); n += 1; ok += not r['error']
     return dict(files=n, predicted=ok, failed=n - ok, csv=str(out), seconds=round(time.time() - t0, 2))
+
+# %% ../notebooks/05_predict.ipynb #8e811b09
+def predictions_grid(preds:pd.DataFrame|str|Path, # `predict_csv`'s CSV, or its rows
+                     fname:str|Path=None, # save the picture here as PNG
+                     n:int=16, # how many images, the first `n` that were predicted
+                     ncols:int=4, # images per row
+                     caption:str=None, # a line above the title (e.g. 'QUICK MODE')
+                    ) -> plt.Figure:
+    "The first `n` predicted images of `preds`, each titled with its predicted class and confidence"
+    df = pd.read_csv(preds) if isinstance(preds, (str, Path)) else preds
+    df = df[df.error.isna() | (df.error == '')].head(n)
+    nrows = max(1, (len(df) + ncols - 1)//ncols)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(2.6*ncols, 2.9*nrows), squeeze=False)
+    for ax in axs.flat: ax.axis('off')
+    for ax, r in zip(axs.flat, df.itertuples()):
+        ax.imshow(read_image(r.path)); ax.set_title(f"{r.predicted} ({r.confidence:.0%})\n{Path(r.path).name}", fontsize=9)
+    title = f'Predicted classes of {len(df)} images'
+    fig.suptitle(f'{caption}\n{title}' if caption else title, color='darkred' if caption else 'black'); fig.tight_layout()
+    return save_figure(fig, fname)
