@@ -26,7 +26,7 @@ from scene_cls.interpret import *
 from scene_cls.predict import *
 from scene_cls.deploy import *
 from copy import deepcopy   # after fastai's star imports, which bring names of their own (copy, datetime)
-import argparse, datetime, json, os, platform, resource, subprocess, sys, time
+import argparse, datetime, json, os, platform, resource, shutil, subprocess, sys, time
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('SCENE_CLS_SHARED', REPO.parent/'shared'/'data'))
@@ -403,21 +403,69 @@ def bench_clean(quick:bool) -> list:
     return rows
 
 # ---------------------------------------------------------------- GPU
+GPU_WHATS = ['ResNet50 150px training step, {}'.format(k) for k in ('float32, contiguous', 'mixed precision', 'channels-last', 'mixed precision + channels-last')] + \
+            ['training DataLoader feeding the GPU, 150px, bs 64, num_workers={}'.format(w) for w in ('0', '2', '4', 'every CPU')] + \
+            ['ResNet50 150px epoch, 2 GPUs / 1 GPU (accelerate launch)']
+
+def gpu_step_rates(data:Path, device:str, size:int=150, bs:int=64, warmup:int=3, n:int=10) -> dict:
+    "images/s of ResNet50 training steps at `size`, for each of fp32 / AMP / channels-last / both, on `device`"
+    res = {}
+    for amp, cl in ((False, False), (True, False), (False, True), (True, True)):
+        set_seed(0)
+        learn = scene_learner(scene_aug_dls(data, size=size, bs=bs, check='off', device=device), 'resnet50', weights=None, path=TMP/'gpu')
+        learn.cbs = learn.cbs.filter(lambda c: not isinstance(c, (MixedPrecision, ChannelsLast)))
+        learn.model.to(memory_format=torch.contiguous_format)
+        if cl: learn.add_cb(ChannelsLastModel()); learn.model.to(memory_format=torch.channels_last)
+        if amp: learn.add_cb(DeviceMixedPrecision())
+        clock = BatchClock(warmup, n)
+        with learn.no_bar(), learn.no_logging(), learn.added_cbs(clock):
+            learn.fit(1, 1e-3)
+        if device.startswith('cuda'): torch.cuda.synchronize()
+        res[(amp, cl)] = rate(n*bs, clock.secs)
+    return res
+
+def gpu_loader_rates(data:Path, device:str, workers:list, n:int=10) -> dict:
+    "images/s of the training DataLoader (decode, resize, batch augmentations on `device`) at each worker count"
+    res = {}
+    for w in workers:
+        dl = scene_aug_dls(data, size=150, bs=64, check='off', num_workers=w, device=device).train
+        it = iter(dl); next(it)
+        t = time.perf_counter()
+        for _ in range(n): next(it)
+        if device.startswith('cuda'): torch.cuda.synchronize()
+        res[w] = rate(n*64, time.perf_counter() - t); del it
+    return res
+
+def gpu_launch_seconds(data:Path, n:int, arch:str='resnet50', size:int=150, bs:int=64) -> float:
+    "Training seconds of one unfrozen epoch of `arch` at `size`, in `n` processes (accelerate launch, one per GPU; gloo on a CPU)"
+    out = TMP/f'gpu_launch_{n}'
+    shutil.rmtree(out, ignore_errors=True)
+    launcher = [sys.executable, '-m', 'accelerate.commands.launch', '--num_processes', str(n), '--num_machines', '1', '--mixed_precision', 'no',
+                '--dynamo_backend', 'no'] + (['--multi_gpu'] if n > 1 else [])
+    r = subprocess.run(launcher + ['-m', 'scene_cls.cli', 'train', '--data', str(data), '--arch', arch, '--size', str(size), '--weights', 'none',
+                       '--freeze-epochs', '0', '--epochs', '1', '--lr', '1e-3', '--bs', str(bs), '--check', 'off', '--k', '2', '--out', str(out), '--no-progress'], capture_output=True, text=True, cwd=REPO)
+    if r.returncode: raise RuntimeError(r.stderr[-3000:])
+    return json.loads((out/'run.json').read_text())['train_seconds']
+
 def bench_gpu(quick:bool) -> list:
-    whats = [f'ResNet50 {s}px epoch, mixed precision + channels_last' for s in (150, 224)] + ['training DataLoader alone on the GPU machine']
-    if not torch.cuda.is_available(): return [not_measured('gpu', w, 'seconds per epoch', 'no GPU') for w in whats]
-    data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=100, n_valid=20)
-    rows = []
-    for size in (150, 224):
-        learn = scene_learner(scene_aug_dls(data, size=size, bs=64, check='off', num_workers=None), 'resnet50', weights=None, path=TMP/'gpu')
-        with learn.no_bar(), learn.no_logging():
-            learn.fit(1, 1e-3)                     # warm-up epoch (cudnn autotune, workers)
-            t = time.time(); learn.fit(1, 1e-3); torch.cuda.synchronize(); secs = time.time() - t
-        rows.append(row('gpu', whats[size == 224], f'{torch.cuda.get_device_name()}: images/s over one epoch', rate(len(learn.dls.train_ds), secs),
-                        note=f'{len(learn.dls.train_ds)} images, {secs:.1f}s'))
-    dl = scene_aug_dls(data, size=150, bs=64, check='off', num_workers=None).train
-    t = time.time(); k = sum(len(b[0]) for b in dl); torch.cuda.synchronize()
-    rows.append(row('gpu', whats[2], 'images/s, default num_workers', rate(k, time.time() - t)))
+    "On a GPU (under 8 minutes on one T4): the training step with and without AMP / channels-last, the DataLoader's workers, 1 vs 2 GPUs"
+    if not torch.cuda.is_available(): return [not_measured('gpu', w, '', 'no GPU') for w in GPU_WHATS]
+    name, cpus = torch.cuda.get_device_name(), os.cpu_count()
+    data = synthetic(n_train=100 if quick else 400, n_valid=20)    # 150px scenes: the compute of the real ones
+    n = 3 if quick else 20
+    steps = gpu_step_rates(data, 'cuda', n=n)
+    base = steps[(False, False)]
+    rows = [row('gpu', w, f'{name}: images/s, this / float32 contiguous', steps[k], base, note=f'synthetic 150px scenes; {n} steps after 3; bs 64, random weights')
+            for w, k in zip(GPU_WHATS[:4], ((False, False), (True, False), (False, True), (True, True)))]
+    workers = [0, 2, 4, cpus]
+    loads = gpu_loader_rates(data, 'cuda', workers, n=3 if quick else 10)
+    rows += [row('gpu', w, f'images/s, this / num_workers=0 ({cpus} CPUs)', loads[k], loads[0], note='synthetic 150px scenes; decode on the CPU, augment on the GPU')
+             for w, k in zip(GPU_WHATS[4:8], workers)]
+    if torch.cuda.device_count() < 2: rows.append(not_measured('gpu', GPU_WHATS[8], '', 'one GPU'))
+    else:
+        one, two = gpu_launch_seconds(data, 1), gpu_launch_seconds(data, 2)
+        rows.append(row('gpu', GPU_WHATS[8], 'seconds, 1 GPU / 2 GPUs (bs 64 in all: 32 per GPU)', two, one, unit='s', higher_better=False,
+                        note=f"{len(get_image_files(data/'seg_train'))} synthetic scenes; one unfrozen epoch; the same steps per epoch"))
     return rows
 
 # ---------------------------------------------------------------- the table

@@ -104,13 +104,14 @@ def clean_scene_data(path:str|Path, # dataset root
                      arch:str='resnet50', weights='imagenet', size:int=150, bs:int=64,
                      k:int=5, seed:int=42, check:str='skip', top:int=16,
                      low_confidence:float=0.1, # the reference's rule, as a column of its own
+                     report:pd.DataFrame=None, # a `check_images` report of `path` to reuse instead of checking again
                      **fit_kw, # the recipe's budget per fold for 'finetune' (freeze_epochs, epochs, lr)
                     ) -> pd.DataFrame:
     "Find the suspect images of `split`; write suspects.csv, suspects.png, exclude.txt and summary.json to `out`"
     if split not in ('train', 'valid'): raise SceneError(f"split must be 'train' or 'valid', not {split!r}")
     if method not in ('logreg', 'finetune'): raise SceneError(f"method must be 'logreg' or 'finetune', not {method!r}")
     out, t0 = Path(out), time.time(); out.mkdir(parents=True, exist_ok=True)
-    learn = scene_learner(scene_dls(path, size=size, bs=bs, check=check), arch, weights)
+    learn = scene_learner(scene_dls(path, size=size, bs=bs, check=check, report=report), arch, weights)
     files = sorted(getattr(learn.dls, f'{split}_ds').items)
     feats = scene_features(learn, files, bs)
     labels = np.array([learn.dls.vocab.o2i[f.parent.name] for f in files])

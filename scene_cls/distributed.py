@@ -6,14 +6,15 @@ Docs: https://scene-cls.github.io/scene_cls/distributed.html.md"""
 
 # %% ../notebooks/01a_distributed.ipynb #58945020
 from __future__ import annotations
-import os
+import os, tempfile
+from pathlib import Path
 from contextlib import contextmanager
 from fastai.vision.all import *
 from fastai.distributed import DistributedDL
 
 # %% auto #0
 __all__ = ['n_processes', 'is_main', 'init_distributed', 'broadcast_value', 'barrier', 'sync_batchnorm', 'plain_batchnorm',
-           'has_sync_bn', 'distributed', 'finish_distributed', 'main_process_alone']
+           'has_sync_bn', 'distributed', 'finish_distributed', 'main_process_alone', 'launch']
 
 # %% ../notebooks/01a_distributed.ipynb #ca845c97
 def n_processes() -> int:
@@ -109,3 +110,32 @@ def main_process_alone():
     try: yield
     finally:
         if old is not None: os.environ['WORLD_SIZE'] = old
+
+# %% ../notebooks/01a_distributed.ipynb #59f89b36
+def _ranked(fn:callable) -> callable:
+    "`fn`, first telling fastai this process's rank: `debug_launcher` joins the group by a file, without `RANK` in the environment"
+    def _inner(*args):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            os.environ.update(RANK=str(torch.distributed.get_rank()), LOCAL_RANK=str(torch.distributed.get_rank()))
+        return fn(*args)
+    return _inner
+
+def launch(fn:callable, # what each process runs (it builds its own learner)
+           processes:int, # how many processes
+           gpus:int, # GPUs on this machine (`experiment.gpu_names`, never CUDA itself)
+          ):
+    "Run `fn` in `processes` forked processes: `notebook_launcher` with a GPU each, else `debug_launcher` on the CPU (gloo)"
+    from accelerate import notebook_launcher, debug_launcher
+    threads, omp = torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS')
+    # a fork after OpenMP started its threads: one thread in each child, or it waits forever (both settings are needed)
+    torch.set_num_threads(1); os.environ['OMP_NUM_THREADS'] = '1'
+    try:
+        if gpus >= processes: notebook_launcher(fn, num_processes=processes)
+        else:
+            try: debug_launcher(_ranked(fn), num_processes=processes)
+            except FileNotFoundError as e:   # the processes' file store removed its rendezvous file as their group ended,
+                if Path(str(e.filename)).parent != Path(tempfile.gettempdir()): raise   # and Accelerate deletes it again
+    finally:
+        torch.set_num_threads(threads)
+        if omp is None: del os.environ['OMP_NUM_THREADS']
+        else: os.environ['OMP_NUM_THREADS'] = omp

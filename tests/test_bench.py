@@ -25,3 +25,13 @@ def test_quick_bench_writes_results_of_the_documented_shape(tmp_path):
     assert 'QUICK' in md and md.count('\n|') >= len(res['rows']) + 1
     if not __import__('torch').cuda.is_available():
         assert all(r['note'] == 'not measured: no GPU' for r in res['rows'] if r['group'] == 'gpu')
+
+def test_the_gpu_rows_code_runs_on_the_cpu(synthetic, tmp_path, monkeypatch):
+    "Every line of the GPU group that a CPU can run, on tiny settings: the numbers are not kept (no GPU figure without a GPU)"
+    import bench.run as b
+    monkeypatch.setattr(b, 'TMP', tmp_path)
+    steps = b.gpu_step_rates(synthetic, 'cpu', size=32, bs=8, warmup=1, n=1)
+    assert set(steps) == {(False, False), (True, False), (False, True), (True, True)} and min(steps.values()) > 0
+    loads = b.gpu_loader_rates(synthetic, 'cpu', [0, 1], n=1)
+    assert set(loads) == {0, 1} and min(loads.values()) > 0
+    assert b.gpu_launch_seconds(synthetic, 2, arch='resnet18', size=32, bs=8) > 0     # the 2-GPU launch, as 2 CPU processes (gloo)

@@ -33,6 +33,7 @@ def test_train_writes_the_run_folder(trained, synthetic):
     run = json.loads((out/'run.json').read_text())
     m = json.loads((out/'report/metrics.json').read_text())
     assert run['accuracy'] == m['accuracy'] and m['n'] == 24 and 1e-7 < run['lr'] < 1
+    assert log.steps.tolist() == [run['n_train']//8]        # optimizer steps per epoch (bs 8); the same in a launch of two
     assert len(pd.read_csv(out/'report/predictions.csv')) == 24
     for f in ('lr_find.png', 'aug_batch.png', 'report/confusion_matrix.png', 'report/top_losses.png', 'report/gradcam.png'):
         assert_png(out/f)

@@ -1,0 +1,115 @@
+"""The Kaggle/Colab road, rehearsed on the CPU as a GPU run would take it.
+
+- the tripwire: `10_intel_resnet50`'s cells up to its launch run with two GPUs named by `nvidia-smi`,
+  `torch.cuda.is_available()` True and any CUDA initialisation raising: nothing before the launch may touch CUDA;
+- the rehearsal (`scripts/rehearse.py`): a fresh environment without scene_cls, the wheels as a Kaggle dataset, the
+  real sample in Kaggle's layout, the notebook run by papermill with small parameters: on Kaggle in two processes
+  through the notebook's own launch cell, on Colab with the data downloaded by a stand-in kagglehub.
+"""
+import json, os, subprocess, sys
+from pathlib import Path
+import pandas as pd, pytest
+from conftest import REPO, INTEL_SAMPLE
+
+NB10, NB11 = REPO/'notebooks'/'10_intel_resnet50.ipynb', REPO/'notebooks'/'11_further.ipynb'
+
+def cells(nb:Path) -> list:
+    return json.loads(nb.read_text())['cells']
+
+def tagged(nb:Path, tag:str) -> str:
+    return next(''.join(c['source']) for c in cells(nb) if tag in c.get('metadata', {}).get('tags', []))
+
+def test_one_install_cell_pinned_to_the_package_version():
+    "Both notebooks install the same way, at the tag of the package's own version (never HEAD)"
+    import scene_cls
+    a, b = tagged(NB10, 'install'), tagged(NB11, 'install')
+    assert a == b
+    assert f"SCENE_CLS_VERSION = '{scene_cls.__version__}'" in a and '@v{SCENE_CLS_VERSION}' in a and '--no-index' in a
+
+TRIPWIRE = '''
+import torch
+def _cuda_touched(*a, **k): raise RuntimeError("CUDA was initialised before the launch")
+torch.cuda.is_available = lambda: True          # as on a GPU machine
+torch.cuda._lazy_init = torch.cuda.init = _cuda_touched
+import accelerate
+def _notebook_launcher(fn, args=(), num_processes=None, **kw):
+    assert not torch.cuda.is_initialized()
+    print(f"LAUNCH notebook_launcher num_processes={num_processes}")
+accelerate.notebook_launcher = _notebook_launcher
+'''
+
+def script_up_to_launch(nb:Path, params:dict) -> str:
+    "The notebook's code up to and including its launch cell, with `params` after its parameters cell, as one script"
+    parts = [TRIPWIRE]
+    for c in cells(nb):
+        if c['cell_type'] != 'code': continue
+        src = ''.join(c['source'])
+        parts.append('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('!', '%'))))
+        tags = c.get('metadata', {}).get('tags', [])
+        if 'parameters' in tags: parts.append('\n'.join(f'{k} = {v!r}' for k, v in params.items()))
+        if 'launch' in tags: return '\n\n'.join(parts)
+    raise AssertionError(f'{nb} has no cell tagged launch')
+
+def test_nothing_touches_cuda_before_the_launch(synthetic, tmp_path):
+    bin_ = tmp_path/'bin'; bin_.mkdir()
+    (bin_/'nvidia-smi').write_text('#!/bin/sh\necho "Tesla T4"\necho "Tesla T4"\n'); (bin_/'nvidia-smi').chmod(0o755)
+    script = tmp_path/'up_to_launch.py'
+    script.write_text(script_up_to_launch(NB10, dict(data=str(synthetic), out=str(tmp_path/'run'), quick=False, arch='resnet18', weights='none', bs=8)))
+    env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'SCENE_CLS_QUICK')}
+    env.update(PATH=f"{bin_}:{env['PATH']}", MPLBACKEND='Agg', KAGGLE_KERNEL_RUN_TYPE='Interactive')
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert 'Tesla T4, Tesla T4' in r.stdout or "['Tesla T4', 'Tesla T4']" in r.stdout, r.stdout
+    assert 'LAUNCH notebook_launcher num_processes=2' in r.stdout, r.stdout     # the two-GPU path, reached with CUDA untouched
+    assert (tmp_path/'run'/'aug_preview.png').is_file()                          # what it showed before, drawn on the CPU
+
+def test_the_tripwire_trips(tmp_path):
+    "The tripwire catches what it should: fastai's default device initialises CUDA"
+    script = tmp_path/'touch.py'
+    script.write_text(TRIPWIRE + '\nfrom fastai.vision.all import default_device\ndefault_device()\n')
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and 'CUDA was initialised before the launch' in r.stderr, r.stderr[-2000:]
+
+@pytest.fixture(scope='module')
+def rehearsal(intel_sample, tmp_path_factory):
+    sys.path.insert(0, str(REPO/'scripts'))
+    import rehearse
+    unlabelled = INTEL_SAMPLE.parent/'intel-unlabelled'
+    if not unlabelled.is_dir(): pytest.skip(f'unlabelled images not found at {unlabelled}')
+    work = Path(os.environ.get('SCENE_CLS_REHEARSAL', tmp_path_factory.mktemp('rehearsal')))
+    py = rehearse.platform_venv(work)
+    wheels = work/'wheels'
+    import shutil; shutil.rmtree(wheels, ignore_errors=True)
+    rehearse.build_wheels(wheels)
+    return rehearse, py, work, wheels, unlabelled
+
+def check_run(res:dict, n_pred:int, processes:int):
+    out = Path(res['out'])
+    assert res['run']['processes'] == processes and res['processes'] == processes
+    log = pd.read_csv(out/'log.csv')
+    assert log.epoch.tolist() == [0, 1] and (log.steps == res['run']['n_train']//32).all(), log   # one writer; the steps of one process
+    for f in ('model.pkl', 'lr_find.png', 'aug_batch.png', 'curves.png', 'predictions.png', 'report/confusion_matrix.png',
+              'report/gradcam.png', 'report/report.md'):
+        assert (out/f).is_file() and (out/f).stat().st_size > 0, f
+    assert 'CPU REHEARSAL' in (out/'report'/'report.md').read_text()
+    preds = pd.read_csv(out/'predictions.csv')
+    assert len(preds) == n_pred and preds.error.isna().all()
+    assert res['predict_line'].startswith(f'{n_pred} files: {n_pred} predicted, 0 failed'), res['predict_line']
+    assert 290 <= res['run']['n_valid'] <= 300 and res['run']['accuracy'] > 0.5, res['run']   # real images, a real ImageNet backbone
+    nb = json.loads(Path(res['notebook']).read_text())
+    errors = [o for c in nb['cells'] for o in c.get('outputs', []) if o.get('output_type') == 'error']
+    assert not errors, errors
+
+def test_kaggle_rehearsal_two_processes_offline_wheel(rehearsal, intel_sample):
+    rehearse, py, work, wheels, unlabelled = rehearsal
+    res = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24)
+    assert 'Running on Kaggle. installed scene_cls' in res['install_line'] and '(offline' in res['install_line'], res['install_line']
+    check_run(res, 24, 2)
+
+def test_colab_rehearsal_kagglehub_without_login(rehearsal, intel_sample):
+    rehearse, py, work, wheels, unlabelled = rehearsal
+    rehearse.platform_venv(work)     # scene_cls out of the environment again
+    res = rehearse.rehearse('colab', py, work, wheels, intel_sample, unlabelled, n_pred=24)
+    assert 'Running on Colab. installed scene_cls' in res['install_line'], res['install_line']
+    assert res['downloads'] == ['puneet6060/intel-image-classification']
+    check_run(res, 24, 1)
