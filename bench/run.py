@@ -424,16 +424,16 @@ def gpu_step_rates(data:Path, device:str, size:int=150, bs:int=64, warmup:int=3,
         res[(amp, cl)] = rate(n*bs, clock.secs)
     return res
 
-def gpu_loader_rates(data:Path, device:str, workers:list, n:int=10) -> dict:
+def gpu_loader_rates(data:Path, device:str, workers:list, n:int=10, bs:int=64) -> dict:
     "images/s of the training DataLoader (decode, resize, batch augmentations on `device`) at each worker count"
     res = {}
     for w in workers:
-        dl = scene_aug_dls(data, size=150, bs=64, check='off', num_workers=w, device=device).train
+        dl = scene_aug_dls(data, size=150, bs=bs, check='off', num_workers=w, device=device).train
         it = iter(dl); next(it)
         t = time.perf_counter()
         for _ in range(n): next(it)
         if device.startswith('cuda'): torch.cuda.synchronize()
-        res[w] = rate(n*64, time.perf_counter() - t); del it
+        res[w] = rate(n*bs, time.perf_counter() - t); del it
     return res
 
 def gpu_launch_seconds(data:Path, n:int, arch:str='resnet50', size:int=150, bs:int=64) -> float:

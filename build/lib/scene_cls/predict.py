@@ -37,9 +37,13 @@ def _row(f, err:str='', probs=None, vocab=None) -> dict:
     if probs is not None: r.update(predicted=vocab[int(probs.argmax())], confidence=round(float(probs.max()), 6), top3=_top(probs, vocab))
     return r
 
+def _bar(gen, show:bool, total:int=None):
+    "`gen` with a progress bar when `show`; `gen` itself otherwise (fastprogress's console bar prints its fill character even when hidden)"
+    return progress_bar(gen, total=total, leave=False) if show else gen
+
 def _onnx_rows(model:OnnxSceneModel, files:list, bs:int, tta:bool, min_size:int, progress:bool):
     if tta: raise SceneError("test-time augmentation needs the fastai model (model.pkl), not an ONNX file")
-    for f, err, p, _ in progress_bar(onnx_preds(model, files, bs, min_size), total=len(files), display=progress and len(files) > 4*bs, leave=False):
+    for f, err, p, _ in _bar(onnx_preds(model, files, bs, min_size), progress and len(files) > 4*bs, total=len(files)):
         yield _row(f, err, p, model.vocab)
 
 def predict_rows(learn:Learner|OnnxSceneModel, paths, # a fastai learner or an ONNX model (`load_scene_model`); files and folders
@@ -54,7 +58,7 @@ def predict_rows(learn:Learner|OnnxSceneModel, paths, # a fastai learner or an O
     files, chunk = list_inputs(paths), chunk or 4*bs
     if isinstance(learn, OnnxSceneModel): yield from _onnx_rows(learn, files, bs, tta, min_size, progress); return
     vocab = learn.dls.vocab
-    for n, s in enumerate(progress_bar(range(0, len(files), chunk), display=progress and len(files) > chunk, leave=False)):
+    for n, s in enumerate(_bar(range(0, len(files), chunk), progress and len(files) > chunk)):
         rows, good = [], []
         for f in files[s:s+chunk]:
             try: good.append((len(rows), read_image(f, min_size))); rows.append(_row(f))
