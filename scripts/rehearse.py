@@ -45,7 +45,9 @@ def build_wheels(dest:str|Path) -> Path:
     "scene_cls's wheel and the wheels of `NOT_ON_PLATFORM` in `dest`: the folder to upload as a Kaggle dataset; the scene_cls wheel"
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     for w in dest.glob('scene_cls-*.whl'): w.unlink()
+    shutil.rmtree(REPO/'build', ignore_errors=True)            # setuptools builds in the tree: no stale module may ride along
     run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', dest, REPO])
+    shutil.rmtree(REPO/'build', ignore_errors=True)
     run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', dest, *pinned(NOT_ON_PLATFORM)])
     return next(dest.glob('scene_cls-*.whl'))
 
