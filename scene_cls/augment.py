@@ -93,7 +93,7 @@ def scene_aug_dls(path:str|Path, # dataset root
     "`scene_dls` with the default augmentations (`scene_augs(**augs)`)"
     return scene_dls(path, batch_tfms=scene_augs(**(augs or {})), **kwargs)
 
-aug_dls = scene_aug_dls
+aug_dls = renamed(scene_aug_dls, 'aug_dls')
 
 # %% ../notebooks/01_augment.ipynb #041068d7
 _SHOW_ONE = dict(flip=dict(max_rotate=0, jitter=0, max_lighting=0, p_rgb=0),

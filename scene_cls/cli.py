@@ -25,7 +25,7 @@ from .clean import *
 from .predict import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'run_data', 'train', 'lr_find', 'interpret', 'clean', 'check', 'predict', 'serve', 'export', 'env', 'main']
+__all__ = ['COMMANDS', 'run_data', 'main']
 
 # %% ../notebooks/06_cli.ipynb #b64251b2
 _say = say   # once, however many processes train

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/data.html.md"""
 
 # %% ../notebooks/00_data.ipynb #eca44a2e
 from __future__ import annotations
-import ctypes, ctypes.util, gc, hashlib, os
+import ctypes, ctypes.util, functools, gc, hashlib, os, warnings
 import io
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -15,10 +15,10 @@ from fastcore.all import *
 from fastai.vision.all import *
 
 # %% auto #0
-__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'SceneError', 'scene_layout', 'colab_kaggle_secrets',
-           'kaggle_download', 'find_scene_data', 'check_images', 'open_image', 'SceneImage', 'read_image',
-           'SquishResize', 'default_workers', 'process_bs', 'read_exclusions', 'scene_dls', 'pred_files',
-           'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
+__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'SceneError', 'renamed', 'scene_layout',
+           'colab_kaggle_secrets', 'kaggle_download', 'find_scene_data', 'check_images', 'open_image', 'SceneImage',
+           'dangling_link', 'read_image', 'SquishResize', 'default_workers', 'process_bs', 'read_exclusions',
+           'scene_dls', 'pred_files', 'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
 
 # %% ../notebooks/00_data.ipynb #ff0d6550
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -27,6 +27,14 @@ KAGGLE_INPUT = Path('/kaggle/input/intel-image-classification')
 
 class SceneError(Exception):
     "An error the user can fix (bad path, bad file, wrong layout): the message says what and where."
+
+def renamed(f:callable, old:str) -> callable:
+    "`f` under its first name `old`, for one release: each call warns, as fastai kept `cnn_learner` for `vision_learner`"
+    @functools.wraps(f)
+    def _old(*args, **kwargs):
+        warnings.warn(f"{old} is now {f.__name__}; the old name goes in the next release", FutureWarning, stacklevel=2)
+        return f(*args, **kwargs)
+    return _old
 
 # %% ../notebooks/00_data.ipynb #9773cab6
 _SPLIT_NAMES = dict(train=('seg_train','train'), valid=('seg_test','valid','test','val'), pred=('seg_pred','pred'))
@@ -210,7 +218,9 @@ class SceneImage(PILImage):
         return super().create(fn, **kwargs)
 
 # %% ../notebooks/00_data.ipynb #37fe9ea0
-def _dangling(f:Path) -> bool: return f.is_symlink() and not f.exists()
+def dangling_link(f:Path) -> bool:
+    "Whether `f` is a symbolic link to nothing (an input of its own, with its own error)"
+    return f.is_symlink() and not f.exists()
 
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
@@ -220,7 +230,7 @@ def read_image(f:str|Path, # an image file
               ) -> SceneImage:
     "The image in `f`, decoded, as RGB; `SceneError` naming the file and the problem otherwise"
     f = Path(f)
-    if _dangling(f): raise SceneError(f"{f}: a link to {os.readlink(f)}, which does not exist")
+    if dangling_link(f): raise SceneError(f"{f}: a link to {os.readlink(f)}, which does not exist")
     if not f.exists(): raise SceneError(f"{f}: no such file")
     if f.is_dir(): raise SceneError(f"{f}: is a folder")
     if f.stat().st_size == 0: raise SceneError(f"{f}: empty file (0 bytes)")
@@ -385,8 +395,10 @@ class FreeMemory(Callback):
 
 # %% ../notebooks/00_data.ipynb #4963a43d
 def __getattr__(name):
-    "The synthetic scenes moved to `scene_cls.synthetic`; `from scene_cls.data import make_synthetic_scenes` still works"
+    "The synthetic scenes moved to `scene_cls.synthetic`; `from scene_cls.data import make_synthetic_scenes` still works, with a warning, for one release"
     if name in ('synthetic_scene', 'make_synthetic_scenes', 'make_broken_images'):
         from scene_cls import synthetic
+        warnings.warn(f"scene_cls.data.{name} has moved: import it from scene_cls.synthetic; the old place goes in the next release",
+                      FutureWarning, stacklevel=2)
         return getattr(synthetic, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -143,7 +143,7 @@ def scene_lr_find(learn:Learner, fname:str|Path=None, # save the plot here as PN
         save_figure(fig, fname)
     return res
 
-find_lr = scene_lr_find   # its first name
+find_lr = renamed(scene_lr_find, 'find_lr')   # its first name, for one release
 
 # %% ../notebooks/02_learner.ipynb #3f118b7d
 def plan_stages(epochs:int=3, # unfrozen epochs
@@ -332,4 +332,4 @@ def load_scene_learner(fname:str|Path, cpu:bool=None) -> Learner:
     learn.model.to(memory_format=torch.channels_last)   # models exported before we used channels-last everywhere
     return learn
 
-export_learner = export_scene_learner   # its first name
+export_learner = renamed(export_scene_learner, 'export_learner')   # its first name, for one release

@@ -11,7 +11,6 @@ from pathlib import Path
 from fastai.vision.all import *
 from fastprogress.fastprogress import progress_bar
 from .data import *
-from .data import _dangling
 from .learner import *
 from .deploy import *
 
@@ -23,7 +22,7 @@ def list_inputs(paths) -> list:
     "Every input file under `paths` (files as given, folders recursively, hidden files skipped), in a stable order"
     res = []
     for p in map(Path, listify(paths)):
-        if p.is_dir(): res += sorted(f for f in p.rglob('*') if (f.is_file() or _dangling(f)) and not any(s.startswith('.') for s in f.relative_to(p).parts))
+        if p.is_dir(): res += sorted(f for f in p.rglob('*') if (f.is_file() or dangling_link(f)) and not any(s.startswith('.') for s in f.relative_to(p).parts))
         else: res.append(p)
     return res
 
