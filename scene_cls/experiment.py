@@ -137,7 +137,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     learn.caption = caption
     if is_main():
         fig = show_aug_batch(dls, seed=seed)
-        if caption: fig.suptitle(caption, color='red')
+        if caption: fig.suptitle(caption, color='darkred')
         plt.close(save_figure(fig, out/'aug_batch.png'))
     t0 = time.time()
     config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude')}
