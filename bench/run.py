@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('SCENE_CLS_SHARED', REPO.parent/'shared'/'data'))
 SAMPLE, EXTRA = SHARED/'intel-sample', SHARED/'intel-extra'
 TMP = Path(os.environ.get('SCENE_CLS_BENCH_TMP', '/tmp/scene_cls_bench'))
+os.environ.setdefault('SCENE_CLS_CACHE', str(TMP/'stores'))   # the image stores the benchmarks build, not in the user's cache
 
 def rss_mb() -> float:
     "This process's peak resident memory in MB: VmHWM, which (unlike ru_maxrss) a fresh process does not inherit from its parent"
@@ -271,20 +272,96 @@ def bench_augment(quick:bool) -> list:
     return [row('augment', 'augmentations, batch of 64 at 150px', 'scene_augs / fastai aug_transforms', max(res['ours']), max(res['theirs']),
                 note=f"{src}; median of {it} batches, best of {len(res['ours'])} interleaved runs")]
 
+def loader_rate(dl, n:int, bs:int) -> float:
+    "images/s of `n` batches of `dl` after its first (workers started)"
+    it = iter(dl); next(it)
+    t = time.perf_counter()
+    for _ in range(n): next(it)
+    return rate(n*bs, time.perf_counter() - t)
+
 def bench_dataloader(quick:bool) -> list:
-    "The training DataLoader alone (decode, resize, collate, batch augmentation) at 0, 1, 2 worker processes"
+    "The training DataLoader alone (decode, resize, collate, batch augmentation) at 0, 1, 2 worker processes, decoding every epoch"
     n, rows, base = (3 if quick else 10), [], None
     data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=-(-(n + 1)*64//6), n_valid=4)   # n+1 full batches
     src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
     for w in (0, 1, 2):
-        dl = scene_aug_dls(data, size=150, bs=64, check='off', num_workers=w, device='cpu').train
-        it = iter(dl); next(it)                         # workers started, first batch out
-        t = time.perf_counter()
-        for _ in range(n): next(it)
-        r = rate(n*64, time.perf_counter() - t); del it
+        r = loader_rate(scene_aug_dls(data, size=150, bs=64, check='off', num_workers=w, device='cpu', cache=False).train, n, 64)
         base = base or r
         rows.append(row('dataloader', f'training DataLoader alone, 150px, bs 64, num_workers={w}', f'num_workers={w} / num_workers=0',
-                        r, base, note=f'{src}; {n} batches after the first'))
+                        r, base, note=f'{src}; {n} batches after the first; JPEGs decoded every epoch (no image store)'))
+    return rows
+
+# ---------------------------------------------------------------- the image store
+def store_child(kind:str, cache:bool, quick:bool) -> dict:
+    "In a fresh process: one epoch of the training DataLoader (kind 'epoch': peak memory), or the main job (kind 'job')"
+    data = SAMPLE if (SAMPLE/'train').is_dir() and not quick else synthetic(n_train=40, n_valid=10)
+    if kind == 'epoch':
+        dl = scene_aug_dls(data, size=224, bs=32, check='off', device='cpu', cache=cache, progress=False).train
+        base, t = rss_mb(), time.time()
+        n = sum(len(b[0]) for b in dl)
+        st = {l.split(':')[0]: int(l.split()[1])/1024 for l in open('/proc/self/status') if l.startswith(('RssAnon', 'RssFile'))}
+        return dict(images=n, seconds=round(time.time() - t, 1), peak_mb=round(rss_mb()), before_mb=round(base),
+                    anon_mb=round(st.get('RssAnon', 0)), file_mb=round(st.get('RssFile', 0)))
+    # the README's main job: Lite0, 224px, 5 frozen epochs, lr 1e-2, bs 32, seed 42 (quick: 1 epoch of a random-weight model)
+    arch, weights, ep = ('resnet18', None, 1) if quick else ('tf_efficientnet_lite0', 'imagenet', 5)
+    set_seed(42, reproducible=True)
+    dls_at = lambda s: scene_aug_dls(data, size=s, bs=32, seed=42, check='off', cache=cache, progress=False)
+    learn = scene_learner(dls_at(224), arch, weights, path=TMP/f'store_job_{int(cache)}')
+    t = time.time()
+    with learn.no_bar(), learn.no_logging():
+        fit_scene(learn, dls_at, TMP/f'store_job_{int(cache)}', epochs=0, freeze_epochs=ep, sizes=(224,), lr=1e-2)
+    secs = time.time() - t
+    return dict(seconds=round(secs, 1), images_s=rate(len(learn.dls.train_ds)*ep, secs), accuracy=round(float(learn.validate()[1]), 4),
+                n_train=len(learn.dls.train_ds), arch=arch, epochs=ep)
+
+def _child(*args) -> dict:
+    out = subprocess.run([sys.executable, '-m', 'bench.run', *args], capture_output=True, text=True, cwd=REPO, env={**os.environ, 'SCENE_CLS_BENCH_TMP': str(TMP)})
+    if out.returncode: raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+def bench_store(quick:bool) -> list:
+    "The decoded image store against decoding every epoch: the DataLoader alone, building it, memory, and the README's main job"
+    n, rows = (3 if quick else 10), []
+    data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=-(-(n + 1)*64//6), n_valid=4)
+    src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
+    for aug in (False, True):
+        f = scene_aug_dls if aug else scene_dls
+        r = {c: loader_rate(f(data, size=150, bs=64, check='off', num_workers=0, device='cpu', cache=c, progress=False).train, n, 64) for c in (False, True)}
+        r2 = {c: loader_rate(f(data, size=150, bs=64, check='off', num_workers=0, device='cpu', cache=c, progress=False).train, n, 64) for c in (False, True)}
+        r = {c: max(r[c], r2[c]) for c in r}    # interleaved, best of two
+        rows.append(row('store', f"training DataLoader alone, 150px, bs 64, num_workers=0, {'with' if aug else 'without'} the augmentations (on the CPU)",
+                        'image store / JPEG decoded every epoch', r[True], r[False],
+                        note=f"{src}; {n} batches after the first, best of 2{'; on a GPU the augmentations run there' if aug else ': what feeds a GPU'}"))
+    # building: seconds against one epoch of decoding (what the store saves every later epoch), and size
+    big = 600 if quick else 14034
+    sets = [(data, 150, src), (data, 224, src), (synthetic(n_train=big//6, n_valid=0, size=150), 150, f'{big:,} synthetic 150px scenes')]
+    for d, size, what in sets:
+        files = list(get_image_files(d/'train' if (d/'train').is_dir() else d/'seg_train'/'seg_train')) + list(get_image_files(d/'valid') if (d/'valid').is_dir() else [])
+        folder = TMP/'store_build'; shutil.rmtree(folder, ignore_errors=True)
+        t = time.perf_counter(); st = image_store(files, size, folder, progress=False); build = time.perf_counter() - t
+        t = time.perf_counter(); [np.asarray(SquishResize(size)(SceneImage.create(f))) for f in files[:min(len(files), 600)]]
+        epoch = (time.perf_counter() - t)*len(files)/min(len(files), 600)
+        mib = (st.path/'pixels.u8').stat().st_size/2**20
+        rows.append(row('store', f"building the store: {len(files):,} images ({what}) at {size}px", 'seconds, one epoch of decoding in one thread / building the store',
+                        round(build, 2), round(epoch, 2), unit='s', higher_better=False,
+                        note=f"{mib:,.0f} MiB on disk; built with {defaults.cpus} threads; the decode epoch timed on {min(len(files), 600)} files"))
+        shutil.rmtree(folder, ignore_errors=True)
+    # memory: one epoch of the augmented training DataLoader at 224px, each in a fresh process (the store is built before)
+    scene_dls(data, size=224, check='off', cache=True, progress=False)
+    m = {c: _child('--store-child', 'epoch', str(int(c)), str(int(quick))) for c in (True, False)}
+    rows.append(row('store', f"peak memory over one epoch of the training DataLoader, 224px, bs 32 ({m[True]['images']} images)",
+                    'peak RSS with the store / without (fresh process each)', m[True]['peak_mb'], m[False]['peak_mb'], unit='MB', higher_better=False,
+                    note=f"{src}; {m[True]['seconds']}s with, {m[False]['seconds']}s without; at the end, private (anonymous) memory {m[True]['anon_mb']} MB with, "
+                         f"{m[False]['anon_mb']} MB without, file pages {m[True]['file_mb']} MB with, {m[False]['file_mb']} MB without: "
+                         "RSS counts the store's pages, which are the page cache's, shared by every process that maps the file"))
+    # the README's main job, with and without the store (quick: synthetic scenes)
+    if quick: src = 'synthetic scenes'
+    j = {c: _child('--store-child', 'job', str(int(c)), str(int(quick))) for c in (True, False)}
+    what = f"{j[True]['arch']} 224px, {j[True]['epochs']} frozen epoch(s), lr 1e-2, bs 32, seed 42 ({j[True]['n_train']} training images)"
+    rows.append(row('store', f"the README's main job: {what}: training seconds", 'seconds, without / with the store', j[True]['seconds'], j[False]['seconds'],
+                    unit='s', higher_better=False, note=f"{src}; accuracy on valid {j[True]['accuracy']:.2%} with, {j[False]['accuracy']:.2%} without (the same pixels and seed)"))
+    rows.append(row('store', f"the README's main job: {what}: training images/s", 'images/s, with the store / without', j[True]['images_s'], j[False]['images_s'],
+                    note=f"{src}; training images x epochs / training seconds (the validation passes included)"))
     return rows
 
 # ---------------------------------------------------------------- memory
@@ -374,6 +451,67 @@ def bench_accuracy(quick:bool) -> list:
                     ours[1], lp[1], unit='accuracy', note=f"linear probe: {fmt(lp, lp_t)} (training and feature extraction)"))
     return rows
 
+# ---------------------------------------------------------------- levers of accuracy, each against today's recipe
+LITE0 = 'tf_efficientnet_lite0'
+# name: (arch, sizes, frozen epochs, unfrozen epochs, lr of the frozen stage, top lr of the unfrozen stage, extras)
+LEVERS = {
+    'recipe: 5 frozen epochs (today)': (LITE0, (224,), 5, 0, 1e-2, None, {}),
+    '3 frozen + 2 unfrozen': (LITE0, (224,), 3, 2, 1e-2, 1e-3, {}),
+    '2 frozen + 4 unfrozen': (LITE0, (224,), 2, 4, 1e-2, 1e-3, {}),
+    '2 frozen + 4 unfrozen, top lr 5e-3': (LITE0, (224,), 2, 4, 1e-2, 5e-3, {}),
+    '2 frozen + 4 unfrozen, progressive 160 -> 224': (LITE0, (160, 224), 2, 4, 1e-2, 1e-3, {}),
+    '2 frozen + 4 unfrozen, MixUp': (LITE0, (224,), 2, 4, 1e-2, 1e-3, dict(mixup=0.4)),
+    '2 frozen + 4 unfrozen, no label smoothing': (LITE0, (224,), 2, 4, 1e-2, 1e-3, dict(label_smoothing=0.)),
+    'Lite1, 2 frozen + 3 unfrozen': ('tf_efficientnet_lite1', (224,), 2, 3, 1e-2, 1e-3, {}),
+    'Lite2, 2 frozen + 3 unfrozen': ('tf_efficientnet_lite2', (224,), 2, 3, 1e-2, 1e-3, {}),
+}
+
+def lever_child(name:str, seed:int, quick:bool) -> dict:
+    "Train one lever on the 900 sample images in this (fresh) process; accuracy on valid and intel-extra, with and without TTA"
+    arch, sizes, fe, ue, lr, ulr, extra = LEVERS[name]
+    data = SAMPLE if not quick else synthetic(n_train=20, n_valid=4)
+    if quick: arch, sizes, fe, ue = 'resnet18', (64,), min(fe, 1), min(ue, 1)
+    set_seed(seed, reproducible=True)
+    dls_at = lambda s: scene_aug_dls(data, size=s, bs=32, seed=seed, check='off', progress=False)
+    learn = scene_learner(dls_at(sizes[0]), arch, None if quick else 'imagenet', label_smoothing=extra.get('label_smoothing', 0.1), path=TMP/'lever')
+    if extra.get('mixup'): learn.add_cb(MixUp(extra['mixup']))
+    t = time.time()
+    with learn.no_bar(), learn.no_logging():
+        if fe: learn.fit_one_cycle(fe, lr, pct_start=0.25)
+        per = [ue//len(sizes) + (i < ue % len(sizes)) for i in range(len(sizes))]
+        for s, e in zip(sizes, per):
+            if not e: continue
+            learn.dls = normalized(dls_at(s), learn.stats); learn.unfreeze()
+            learn.fit_one_cycle(e, slice(ulr/100, ulr), pct_start=0.3, div=5)
+    secs = round(time.time() - t, 1)
+    res = dict(name=name, seed=seed, seconds=secs, valid=_acc_on(learn, data))
+    if EXTRA.is_dir() and not quick:
+        dl = labelled_dl(learn, EXTRA, bs=64)
+        with learn.no_bar():
+            res['extra'] = round(float(learn.validate(dl=dl)[1]), 4)
+            p, y = learn.tta(dl=dl, n=4)
+        res['extra_tta'] = round(float((p.argmax(1) == y).float().mean()), 4)
+    return res
+
+def bench_levers(quick:bool) -> list:
+    "Each lever of accuracy on 2 CPU cores, seeds 42, 0, 1 (SCENE_CLS_BENCH_SEEDS), from the 900 sample images: intel-extra and valid, training seconds"
+    if not quick and not (SAMPLE/'train').is_dir(): return [not_measured('levers', 'levers of accuracy', '', f'no real images at {SAMPLE}')]
+    seeds = [int(x) for x in os.environ.get('SCENE_CLS_BENCH_SEEDS', '42' if quick else '42,0,1').split(',')]
+    names = [n for n in LEVERS if not os.environ.get('SCENE_CLS_BENCH_LEVERS') or n in os.environ['SCENE_CLS_BENCH_LEVERS'].split(';')]
+    rows, base = [], None
+    for name in (names[:2] if quick else names):
+        rs = [_child('--lever-child', name, str(sd), str(int(quick))) for sd in seeds]
+        m = lambda k: round(float(np.mean([r[k] for r in rs])), 4) if k in rs[0] else None
+        spread = lambda k: f"{min(r[k] for r in rs):.1%}-{max(r[k] for r in rs):.1%}" if k in rs[0] else ''
+        key = 'valid' if quick else 'extra'
+        base = base if base is not None else m(key)
+        rows.append(row('levers', f"{name} ({LEVERS[name][0]}, {'->'.join(map(str, LEVERS[name][1]))}px)", f"accuracy on {'valid' if quick else 'intel-extra'}, this / today's recipe (mean of {len(rs)} seeds)",
+                        m(key), base, unit='accuracy',
+                        note=(f"extra {m('extra'):.1%} ({spread('extra')}), with TTA {m('extra_tta'):.1%}; " if 'extra' in rs[0] else 'synthetic scenes; ') +
+                             f"valid {m('valid'):.1%} ({spread('valid')}); "
+                             f"{np.mean([r['seconds'] for r in rs]):.0f}s of training; seeds {','.join(map(str, seeds))}"))
+    return rows
+
 # ---------------------------------------------------------------- label cleaning
 def bench_clean(quick:bool) -> list:
     "The fast finder's time, the label noise it sees in valid, and the recipe trained with and without its suspects"
@@ -405,7 +543,9 @@ def bench_clean(quick:bool) -> list:
 # ---------------------------------------------------------------- GPU
 GPU_WHATS = ['ResNet50 150px training step, {}'.format(k) for k in ('float32, contiguous', 'mixed precision', 'channels-last', 'mixed precision + channels-last')] + \
             ['training DataLoader feeding the GPU, 150px, bs 64, num_workers={}'.format(w) for w in ('0', '2', '4', 'every CPU')] + \
-            ['ResNet50 150px epoch, 2 GPUs / 1 GPU (accelerate launch)']
+            ['ResNet50 150px epoch, 2 GPUs / 1 GPU (accelerate launch)',
+             'training DataLoader feeding the GPU, 150px, bs 64, num_workers=0: image store / JPEG decoded every epoch',
+             'ResNet50 150px epoch on 1 GPU: with the image store / without']
 
 def gpu_step_rates(data:Path, device:str, size:int=150, bs:int=64, warmup:int=3, n:int=10) -> dict:
     "images/s of ResNet50 training steps at `size`, for each of fp32 / AMP / channels-last / both, on `device`"
@@ -424,11 +564,11 @@ def gpu_step_rates(data:Path, device:str, size:int=150, bs:int=64, warmup:int=3,
         res[(amp, cl)] = rate(n*bs, clock.secs)
     return res
 
-def gpu_loader_rates(data:Path, device:str, workers:list, n:int=10, bs:int=64) -> dict:
-    "images/s of the training DataLoader (decode, resize, batch augmentations on `device`) at each worker count"
+def gpu_loader_rates(data:Path, device:str, workers:list, n:int=10, bs:int=64, cache=False) -> dict:
+    "images/s of the training DataLoader (decode, resize, or the image store; batch augmentations on `device`) at each worker count"
     res = {}
     for w in workers:
-        dl = scene_aug_dls(data, size=150, bs=bs, check='off', num_workers=w, device=device).train
+        dl = scene_aug_dls(data, size=150, bs=bs, check='off', num_workers=w, device=device, cache=cache, progress=False).train
         it = iter(dl); next(it)
         t = time.perf_counter()
         for _ in range(n): next(it)
@@ -436,14 +576,14 @@ def gpu_loader_rates(data:Path, device:str, workers:list, n:int=10, bs:int=64) -
         res[w] = rate(n*bs, time.perf_counter() - t); del it
     return res
 
-def gpu_launch_seconds(data:Path, n:int, arch:str='resnet50', size:int=150, bs:int=64) -> float:
+def gpu_launch_seconds(data:Path, n:int, arch:str='resnet50', size:int=150, bs:int=64, cache:str='auto') -> float:
     "Training seconds of one unfrozen epoch of `arch` at `size`, in `n` processes (accelerate launch, one per GPU; gloo on a CPU)"
     out = TMP/f'gpu_launch_{n}'
     shutil.rmtree(out, ignore_errors=True)
     launcher = [sys.executable, '-m', 'accelerate.commands.launch', '--num_processes', str(n), '--num_machines', '1', '--mixed_precision', 'no',
                 '--dynamo_backend', 'no'] + (['--multi_gpu'] if n > 1 else [])
     r = subprocess.run(launcher + ['-m', 'scene_cls.cli', 'train', '--data', str(data), '--arch', arch, '--size', str(size), '--weights', 'none',
-                       '--freeze-epochs', '0', '--epochs', '1', '--lr', '1e-3', '--bs', str(bs), '--check', 'off', '--k', '2', '--out', str(out), '--no-progress'], capture_output=True, text=True, cwd=REPO)
+                       '--freeze-epochs', '0', '--epochs', '1', '--lr', '1e-3', '--bs', str(bs), '--check', 'off', '--k', '2', '--out', str(out), '--no-progress', '--cache', cache], capture_output=True, text=True, cwd=REPO)
     if r.returncode: raise RuntimeError(r.stderr[-3000:])
     return json.loads((out/'run.json').read_text())['train_seconds']
 
@@ -466,11 +606,16 @@ def bench_gpu(quick:bool) -> list:
         one, two = gpu_launch_seconds(data, 1), gpu_launch_seconds(data, 2)
         rows.append(row('gpu', GPU_WHATS[8], 'seconds, 1 GPU / 2 GPUs (bs 64 in all: 32 per GPU)', two, one, unit='s', higher_better=False,
                         note=f"{len(get_image_files(data/'seg_train'))} synthetic scenes; one unfrozen epoch; the same steps per epoch"))
+    stored = gpu_loader_rates(data, 'cuda', [0], n=3 if quick else 10, cache=True)
+    rows.append(row('gpu', GPU_WHATS[9], 'images/s, image store / JPEG (num_workers=0)', stored[0], loads[0], note='synthetic 150px scenes; augment on the GPU'))
+    with_, without = gpu_launch_seconds(data, 1, cache='auto'), gpu_launch_seconds(data, 1, cache='off')
+    rows.append(row('gpu', GPU_WHATS[10], 'seconds, without / with the store', with_, without, unit='s', higher_better=False,
+                    note=f"{len(get_image_files(data/'seg_train'))} synthetic scenes; one unfrozen epoch, mixed precision, channels-last"))
     return rows
 
 # ---------------------------------------------------------------- the table
-GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, app=bench_app, augment=bench_augment, dataloader=bench_dataloader, memory=bench_memory,
-              accuracy=bench_accuracy, clean=bench_clean, gpu=bench_gpu)
+GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, app=bench_app, augment=bench_augment, dataloader=bench_dataloader, store=bench_store, memory=bench_memory,
+              accuracy=bench_accuracy, levers=bench_levers, clean=bench_clean, gpu=bench_gpu)
 
 def _cell(v, unit):
     if v is None: return ''
@@ -500,7 +645,13 @@ def main(argv=None):
     p.add_argument('--out', default=str(REPO/'bench'), help='folder for results.json and results.md')
     p.add_argument('--memory-child', nargs=3, help=argparse.SUPPRESS)
     p.add_argument('--train-child', nargs=5, help=argparse.SUPPRESS)
+    p.add_argument('--store-child', nargs=3, help=argparse.SUPPRESS)
+    p.add_argument('--lever-child', nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.lever_child:
+        name, seed, quick = a.lever_child; print(json.dumps(lever_child(name, int(seed), quick == '1'))); return
+    if a.store_child:
+        kind, cache, quick = a.store_child; print(json.dumps(store_child(kind, cache == '1', quick == '1'))); return
     if a.memory_child:
         kind, n, free = a.memory_child; print(json.dumps(memory_child(kind, int(n), free == '1'))); return
     if a.train_child:

@@ -70,12 +70,13 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           k:int=9, # top losses in the report
           num_workers:int=None, # DataLoader worker processes; default: one per CPU on CUDA, none on the CPU
           progress:bool=True, # progress bars (--no-progress: none)
+          cache:str='auto', # decoded image store: auto (when it fits in memory), off, or a folder for it
          ):
     "Train a scene classifier; write the model, epoch log, lr_find plot, augmented batch and report to --out"
     path, line = run_data(data, synthetic); _say(line)
     scene_run(path, out, arch=arch, weights=weights, head=head, sizes=_sizes(size, sizes), epochs=epochs, freeze_epochs=freeze_epochs,
               bs=bs, lr=lr, seed=seed, check=check, valid_pct=valid_pct, exclude=exclude, resume=resume, lr_find_it=lr_find_it, k=k,
-              num_workers=num_workers, data_line=line, progress=progress)
+              num_workers=num_workers, data_line=line, progress=progress, cache=cache)
 
 
 # %% ../notebooks/06_cli.ipynb #84ee8462

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/data.html.md"""
 
 # %% ../notebooks/00_data.ipynb #eca44a2e
 from __future__ import annotations
-import ctypes, ctypes.util, functools, gc, hashlib, os, warnings
+import ctypes, ctypes.util, functools, gc, hashlib, json, os, shutil, time, warnings
 import io
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -15,10 +15,11 @@ from fastcore.all import *
 from fastai.vision.all import *
 
 # %% auto #0
-__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'SceneError', 'renamed', 'scene_layout',
+__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'STORE_VERSION', 'SceneError', 'renamed', 'scene_layout',
            'colab_kaggle_secrets', 'kaggle_download', 'find_scene_data', 'check_images', 'open_image', 'SceneImage',
            'dangling_link', 'read_image', 'SquishResize', 'default_workers', 'process_bs', 'read_exclusions',
-           'scene_dls', 'pred_files', 'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
+           'store_dir', 'ImageStore', 'image_store', 'StoredImage', 'StoreDL', 'dls_store', 'scene_dls', 'pred_files',
+           'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
 
 # %% ../notebooks/00_data.ipynb #ff0d6550
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -306,6 +307,172 @@ def _fold_idxs(items, k:int, i:int, seed:int) -> list:
     folds = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(items)), [f.parent.name for f in items])
     return list(list(folds)[i][1])
 
+# %% ../notebooks/00_data.ipynb #a988a018
+STORE_VERSION = 1   # bump when the pixels a store holds would change
+
+def store_dir() -> Path:
+    "Where image stores are kept: `$SCENE_CLS_CACHE`, else `scene_cls/stores` in `$XDG_CACHE_HOME` or `~/.cache`"
+    if os.environ.get('SCENE_CLS_CACHE'): return Path(os.environ['SCENE_CLS_CACHE']).expanduser()
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'scene_cls'/'stores'
+
+def _store_name(files:list, size:int) -> tuple:
+    "(family, key) of a store: a hash of the file names and size; a hash of those and each file's length and modification time"
+    fam = hashlib.sha1(json.dumps([size, files]).encode()).hexdigest()[:12]
+    stats = [(s.st_size, s.st_mtime_ns) for s in map(os.stat, files)]
+    return fam, hashlib.sha1(json.dumps([fam, stats]).encode()).hexdigest()[:12]
+
+# %% ../notebooks/00_data.ipynb #d37e6374
+class ImageStore:
+    "`files` decoded once, `size`x`size` RGB uint8 channels first, in the memory-mapped file `path/pixels.u8`"
+    def __init__(self, path:Path, # the store's folder
+                 files:list, # absolute file names, in the order of the rows
+                 size:int, # side of the stored images
+                ):
+        self.path, self.files, self.size, self._arr = Path(path), list(files), size, None
+        self.rows = {f: i for i, f in enumerate(self.files)}
+
+    @property
+    def pixels(self) -> np.ndarray:
+        "All the images, (n, 3, size, size) uint8, read-only; opened in each process when first used"
+        if self._arr is None: self._arr = np.memmap(self.path/'pixels.u8', np.uint8, 'r', shape=(len(self), 3, self.size, self.size))
+        return self._arr
+
+    def __len__(self): return len(self.files)
+    def __repr__(self): return f"ImageStore({len(self)} images at {self.size}px, {self.path})"
+    def row(self, f) -> int|None:
+        "The row of the file `f`, `None` when the store does not hold it (or `f` is not a file name)"
+        return self.rows.get(str(Path(f).absolute())) if isinstance(f, (str, Path)) else None
+    def image(self, i:int) -> TensorImage: return TensorImage(torch.from_numpy(np.array(self.pixels[i])))
+    def batch(self, rows) -> TensorImage:
+        "The images of `rows`, one uint8 tensor; torch allocates it (numpy's buffers of a few MB made the heap grow batch after batch)"
+        res = torch.empty((len(rows), 3, self.size, self.size), dtype=torch.uint8)
+        np.take(self.pixels, np.asarray(rows), axis=0, out=res.numpy())
+        return TensorImage(res)
+    # pickled (an exported model, a spawned worker), a store carries nothing: every file is read from disk again
+    def __getstate__(self): return dict(path=self.path, files=[], size=self.size, rows={}, _arr=None)
+
+# %% ../notebooks/00_data.ipynb #fcb6a4b8
+def _decoded(f:Path, size:int) -> np.ndarray:
+    "The pixels the JPEG path gives a model for `f`: `SceneImage.create`, then `SquishResize`; channels first"
+    try: return np.asarray(SquishResize(size)(SceneImage.create(f))).transpose(2, 0, 1)
+    except Exception as e: raise SceneError(f"{f}: cannot be decoded into the image store ({type(e).__name__}: {e})") from None
+
+def _open_store(path:Path, files:list, size:int) -> ImageStore|None:
+    "The store at `path` when it is complete and made by this version; else `None`, with a message when one was there"
+    if not path.is_dir(): return None
+    try:
+        idx = json.loads((path/'index.json').read_text())
+        why = ('made by another version of scene_cls or Pillow' if (idx['version'], idx['pillow']) != (STORE_VERSION, Image.__version__) else
+               'its files are not these' if (idx['size'], idx['files']) != (size, files) else
+               'truncated' if (path/'pixels.u8').stat().st_size != len(files)*3*size*size else None)
+    except (OSError, ValueError, KeyError) as e: why = f'unreadable ({type(e).__name__})'
+    if why is None: return ImageStore(path, files, size)
+    print(f"Image store {path}: {why}; building it again"); shutil.rmtree(path, ignore_errors=True)
+    return None
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except OSError: return True
+
+# %% ../notebooks/00_data.ipynb #7aa608c9
+def _build_store(path:Path, files:list, size:int, n_workers:int, progress:bool) -> ImageStore:
+    "Decode `files` into a temporary folder beside `path` (threads), then rename it to `path`"
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    try:
+        px = np.memmap(tmp/'pixels.u8', np.uint8, 'w+', shape=(len(files), 3, size, size))
+        def _put(i): px[i] = _decoded(files[i], size)
+        parallel(_put, range(len(files)), threadpool=True, n_workers=n_workers, progress=progress and len(files) > 1)
+        px.flush(); del px
+        (tmp/'index.json').write_text(json.dumps(dict(version=STORE_VERSION, pillow=Image.__version__, size=size, files=files)))
+        try: os.rename(tmp, path)
+        except OSError: shutil.rmtree(tmp)   # another process finished the same store first: its copy is the same
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
+    return ImageStore(path, files, size)
+
+def _drop_stale(path:Path):
+    "Remove the other stores of the same files and size (older modification times), and temporary folders of processes gone"
+    fam, size = path.name.split('-')[:2]
+    for p in path.parent.glob(f"{fam}-{size}-*"):
+        if p == path: continue
+        pid = p.name.rpartition('.tmp-')[2]
+        if '.tmp-' in p.name and pid.isdigit() and _alive(int(pid)): continue
+        shutil.rmtree(p, ignore_errors=True)
+
+# %% ../notebooks/00_data.ipynb #f0a1f9ff
+def image_store(files:list, # image files; the ones the check drops are left out by the caller
+                size:int, # side of the decoded images
+                folder:str|Path=None, # where stores live; default `store_dir()`
+                n_workers:int=None, # threads decoding; default: the number of CPUs
+                progress:bool=True, # a progress bar while building
+               ) -> ImageStore:
+    "The store of `files` at `size`: opened when one of the same files, lengths and modification times exists, else built"
+    files = [str(Path(f).absolute()) for f in files]
+    fam, key = _store_name(files, size)
+    path = Path(ifnone(folder, store_dir())).expanduser()/f"{fam}-{size}px-{key}"
+    group = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if group and rank_distrib() != 0:   # a launch: the main process builds it, the others wait and open it
+        torch.distributed.barrier()
+        if (res := _open_store(path, files, size)) is None: raise SceneError(f"{path}: the main process did not build the image store")
+        return res
+    res = _open_store(path, files, size)
+    if res is None:
+        t0 = time.time()
+        res = _build_store(path, files, size, ifnone(n_workers, defaults.cpus), progress)
+        print(f"Image store: {len(files):,} images decoded once at {size}px in {time.time()-t0:.1f}s "
+              f"({(res.path/'pixels.u8').stat().st_size/2**20:,.1f} MiB in {res.path})")
+    _drop_stale(path)
+    if group: torch.distributed.barrier()
+    return res
+
+# %% ../notebooks/00_data.ipynb #09376156
+class StoredImage(Transform):
+    "Type transform: an item's pixels (a uint8 `TensorImage`) from `store` when it holds the file, else the file read as `SceneImage`"
+    input_types = (Path, str, Tensor, ndarray, bytes, Image.Image)   # what `SceneImage.create` takes: `test_dl` finds its place by them
+    def __init__(self, store:ImageStore): super().__init__(); self.store = store
+    def encodes(self, f):
+        i = self.store.row(f)
+        return SceneImage.create(f) if i is None else self.store.image(i)
+
+def _store_batches(ds) -> tuple|None:
+    "(store, rows, stacked targets) when `ds`'s items are all in the image store it reads from; else `None` (cached on `ds`)"
+    if '_stored' not in ds.__dict__:
+        tls = getattr(ds, 'tls', None)
+        tfm = first(t for t in tls[0].tfms.fs if isinstance(t, StoredImage)) if tls else None
+        rows = [tfm.store.row(f) for f in tls[0].items] if tfm is not None and len(tfm.store) else []
+        ok = len(rows) > 0 and None not in rows
+        ds.__dict__['_stored'] = (tfm.store, np.array(rows), [fa_collate([tl[i] for i in range(len(tl))]) for tl in tls[1:]]) if ok else None
+    return ds.__dict__['_stored']
+
+class StoreDL(TfmdDL):
+    "A `TfmdDL` that reads whole batches from the image store (one read, no work per item) when it holds every item"
+    def create_batches(self, samps):
+        st = _store_batches(self.dataset)
+        if st is None: yield from super().create_batches(samps); return
+        store, rows, ys = st
+        for s in self.chunkify(samps): s = np.asarray(s); yield (store.batch(rows[s]), *(y[s] for y in ys))
+
+# %% ../notebooks/00_data.ipynb #af061f09
+def _fits(n:int, size:int, folder:Path) -> str|None:
+    "Why a store of `n` images at `size` should not be built under `folder` (memory, disk); `None` when it fits"
+    need = n*3*size*size
+    try: mem = os.sysconf('SC_PAGE_SIZE')*os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): mem = None
+    if mem and need > mem/2: return f"{need/2**30:.1f} GiB of decoded images is more than half of this machine's memory ({mem/2**30:.0f} GiB)"
+    d = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if d is not None and need > 0.9*shutil.disk_usage(d).free: return f"{need/2**30:.1f} GiB would not fit on the disk of {folder}"
+    return None
+
+def dls_store(files:list, size:int, cache, progress:bool=True) -> ImageStore|None:
+    "The image store `scene_dls(cache=...)` uses: 'auto' (when it fits in memory), True, a folder; `None` for False or 'off'"
+    if cache is None or cache is False or cache == 'off': return None
+    if cache not in ('auto', True, 'on'): return image_store(files, size, cache, progress=progress)
+    if cache == 'auto' and (why := _fits(len(files), size, store_dir())):
+        if rank_distrib() == 0: print(f"No image store ({why}): the images are decoded every epoch")
+        return None
+    return image_store(files, size, progress=progress)
+
 # %% ../notebooks/00_data.ipynb #8fa4f25d
 def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               size:int=150, # side of the images the model sees
@@ -321,10 +488,13 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               report:pd.DataFrame=None, # a `check_images` report of this dataset to reuse instead of checking again
               exclude=None, # files to leave out: paths relative to `path`, or a text file of them (`read_exclusions`)
               fold:tuple=None, # (k, i): validate on the i-th of k stratified folds of the training images (cross-validation)
+              cache='auto', # image store (`dls_store`): 'auto' (when it fits in memory), True, a folder, or False
+              progress:bool=True, # a progress bar while an image store is built
              ) -> DataLoaders:
     "fastai `DataLoaders` for the scenes at `path`"
     lay = scene_layout(path)
     items, rep = _kept_items(path, lay, check, classes, min_size, report)
+    store = dls_store(items['train'] + items['valid'], size, cache, progress) if len(items['train']) else None   # before exclusions: one store for any
     if exclude is not None:
         drop = read_exclusions(path, exclude)
         items = {s: L(f for f in v if f.resolve() not in drop) for s, v in items.items()}
@@ -336,14 +506,15 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
         all_items = items['train'] + items['valid']
         splitter = IndexSplitter(list(range(len(items['train']), len(all_items))))
     else: all_items, splitter = items['train'], RandomSplitter(valid_pct, seed=seed)
-    dblock = DataBlock(blocks=(ImageBlock(SceneImage), CategoryBlock(vocab=list(classes))), splitter=splitter,
+    img = ImageBlock(SceneImage) if store is None else TransformBlock(StoredImage(store), batch_tfms=IntToFloatTensor, dl_type=StoreDL)
+    dblock = DataBlock(blocks=(img, CategoryBlock(vocab=list(classes))), splitter=splitter,
                        get_y=parent_label, item_tfms=SquishResize(size), batch_tfms=batch_tfms)
     set_seed(seed)
     device = device or default_device()
     cuda = torch.device(device).type == 'cuda'
     dls = dblock.dataloaders(all_items, bs=process_bs(bs), num_workers=ifnone(num_workers, default_workers(device)), device=device,
                              pin_memory=cuda)
-    dls.check_report, dls.data_path = rep, Path(path)
+    dls.check_report, dls.data_path, dls.store = rep, Path(path), store
     return dls
 
 # %% ../notebooks/00_data.ipynb #91948a2b

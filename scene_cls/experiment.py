@@ -105,6 +105,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
               caption:str=None, # a line on every picture and the report (e.g. 'QUICK MODE')
               data_line:str=None, # how the data was found, kept in run.json
               progress:bool=True, # progress bars
+              cache='auto', # decoded image store (`data.dls_store`): 'auto' (when it fits in memory), True, a folder, or False
              ) -> dict|None:
     "Train one model from `data` into the run folder `out`; `run.json`'s dict in the main process, `None` in the others"
     path, out, szs = Path(data), Path(out), tuple(int(s) for s in listify(sizes))
@@ -124,9 +125,10 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     if resume is None: resume = (out/'state.json').exists()
     if resume: check_resumable(out); say(f"Resuming the run in {out} from its last checkpoint")
     rep = report if report is not None or check == 'off' else check_images(path)
+    init_distributed()   # in a launch: the main process builds the image store while the others wait
     set_seed(seed, reproducible=True)
     dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, check=check, valid_pct=valid_pct, num_workers=num_workers,
-                                     report=rep, exclude=excluded)
+                                     report=rep, exclude=excluded, cache=cache, progress=progress)
     dls = dls_at(szs[0])
     if rep is not None and len(rep): say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal ({'skipped' if check == 'skip' else 'none fatal'})")
     by = exclude if isinstance(exclude, (str, Path)) else 'the list given'

@@ -16,6 +16,15 @@ def run_cli(*args, env=None, timeout=600, cwd=None):
     e = {**os.environ, 'PYTHONUNBUFFERED': '1', 'MPLBACKEND': 'Agg', **(env or {})}
     return subprocess.run(scene_cls_cmd() + [str(a) for a in args], capture_output=True, text=True, env=e, timeout=timeout, cwd=cwd)
 
+@pytest.fixture(scope='session', autouse=True)
+def image_stores(tmp_path_factory):
+    "Image stores built by the tests (and the commands they run) go to a temporary folder, not the user's cache"
+    d = tmp_path_factory.mktemp('stores'); old = os.environ.get('SCENE_CLS_CACHE')
+    os.environ['SCENE_CLS_CACHE'] = str(d)
+    yield d
+    if old is None: del os.environ['SCENE_CLS_CACHE']
+    else: os.environ['SCENE_CLS_CACHE'] = old
+
 @pytest.fixture(scope='session')
 def synthetic(tmp_path_factory):
     "A small synthetic dataset in the Kaggle layout"

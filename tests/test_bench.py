@@ -34,4 +34,6 @@ def test_the_gpu_rows_code_runs_on_the_cpu(synthetic, tmp_path, monkeypatch):
     assert set(steps) == {(False, False), (True, False), (False, True), (True, True)} and min(steps.values()) > 0
     loads = b.gpu_loader_rates(synthetic, 'cpu', [0, 1], n=1, bs=8)
     assert set(loads) == {0, 1} and min(loads.values()) > 0
+    assert b.gpu_loader_rates(synthetic, 'cpu', [0, 1], n=1, bs=8, cache=True)[1] > 0            # the image store, read by a worker too
+    assert b.gpu_launch_seconds(synthetic, 1, arch='resnet18', size=32, bs=8, cache='off') > 0
     assert b.gpu_launch_seconds(synthetic, 2, arch='resnet18', size=32, bs=8) > 0     # the 2-GPU launch, as 2 CPU processes (gloo)

@@ -39,6 +39,20 @@ def test_train_writes_the_run_folder(trained, synthetic):
         assert_png(out/f)
     assert f"{m['accuracy']:.2%}" in r.stdout.splitlines()[-1]
 
+def test_the_image_store_trains_the_same_model(synthetic, tmp_path):
+    "Decoded once into a store or decoded every epoch: the same pixels, the same seed, so the same losses to the last digit"
+    args = ['train', '--data', synthetic, *TINY, '--epochs', 1, '--freeze-epochs', 1, '--lr', 1e-3, '--k', 2, '--no-progress']
+    off = run_cli(*args, '--out', tmp_path/'off', '--cache', 'off')
+    on = run_cli(*args, '--out', tmp_path/'on', '--cache', tmp_path/'stores')
+    assert off.returncode == 0 and on.returncode == 0, off.stderr + on.stderr
+    assert 'Image store:' not in off.stdout and on.stdout.count('Image store:') == 1, on.stdout
+    stores = sorted(p.name for p in (tmp_path/'stores').iterdir())
+    assert len(stores) == 1 and stores[0].split('-')[1] == '48px', stores
+    cols = ['train_loss', 'valid_loss', 'accuracy']
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path/'off'/'log.csv')[cols], pd.read_csv(tmp_path/'on'/'log.csv')[cols])
+    again = run_cli(*args, '--out', tmp_path/'again', '--cache', tmp_path/'stores')
+    assert again.returncode == 0 and 'Image store:' not in again.stdout, again.stdout   # the store is reused, not built again
+
 def test_predict_and_interpret_with_the_exported_model(trained, synthetic, tmp_path):
     out, _ = trained
     r = run_cli('predict', out/'model.pkl', synthetic/'seg_pred', '--out', tmp_path/'p.csv', '--no-progress')

@@ -15,9 +15,12 @@ def launch(*args, n=2, timeout=600):
 
 def test_two_processes_train_one_model(synthetic, tmp_path):
     out = tmp_path/'run'
-    r = launch('train', '--data', synthetic, *TINY, '--freeze-epochs', 1, '--epochs', 1, '--lr', 1e-3, '--out', out, '--k', 2)
+    r = launch('train', '--data', synthetic, *TINY, '--freeze-epochs', 1, '--epochs', 1, '--lr', 1e-3, '--out', out, '--k', 2,
+               '--cache', tmp_path/'stores')
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert r.stdout.count('Done: accuracy') == 1, r.stdout            # one process reports
+    assert r.stdout.count('Image store:') == 1, r.stdout             # the main process decodes the images once; the other reads its store
+    assert [p.name.split('-')[1] for p in (tmp_path/'stores').iterdir()] == ['48px'], list((tmp_path/'stores').iterdir())
     assert '2 processes' in r.stdout, r.stdout
     log = pd.read_csv(out/'log.csv')
     assert log.epoch.tolist() == [0, 1] and log.stage.tolist() == [0, 1]     # every epoch once, by one writer
