@@ -455,15 +455,15 @@ def bench_accuracy(quick:bool) -> list:
 LITE0 = 'tf_efficientnet_lite0'
 # name: (arch, sizes, frozen epochs, unfrozen epochs, lr of the frozen stage, top lr of the unfrozen stage, extras)
 LEVERS = {
-    'recipe: 5 frozen epochs (today)': (LITE0, (224,), 5, 0, 1e-2, None, {}),
-    '3 frozen + 2 unfrozen': (LITE0, (224,), 3, 2, 1e-2, 1e-3, {}),
-    '2 frozen + 4 unfrozen': (LITE0, (224,), 2, 4, 1e-2, 1e-3, {}),
-    '2 frozen + 4 unfrozen, top lr 5e-3': (LITE0, (224,), 2, 4, 1e-2, 5e-3, {}),
-    '2 frozen + 4 unfrozen, progressive 160 -> 224': (LITE0, (160, 224), 2, 4, 1e-2, 1e-3, {}),
-    '2 frozen + 4 unfrozen, MixUp': (LITE0, (224,), 2, 4, 1e-2, 1e-3, dict(mixup=0.4)),
-    '2 frozen + 4 unfrozen, no label smoothing': (LITE0, (224,), 2, 4, 1e-2, 1e-3, dict(label_smoothing=0.)),
-    'Lite1, 2 frozen + 3 unfrozen': ('tf_efficientnet_lite1', (224,), 2, 3, 1e-2, 1e-3, {}),
-    'Lite2, 2 frozen + 3 unfrozen': ('tf_efficientnet_lite2', (224,), 2, 3, 1e-2, 1e-3, {}),
+    'recipe: 5 frozen epochs (today)': (LITE0, (224,), 5, 0, 1e-2, None, dict(tta=True)),
+    '3 frozen + 2 unfrozen, top lr 1e-3': (LITE0, (224,), 3, 2, 1e-2, 1e-3, dict(tta=True)),
+    '2 frozen + 3 unfrozen, top lr 1e-4': (LITE0, (224,), 2, 3, 1e-2, 1e-4, {}),
+    '2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3': (LITE0, (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True)),
+    '2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-4': (LITE0, (224,), 2, 3, 1e-2, 1e-4, dict(freeze_bn=True)),
+    'Lite1, 5 frozen epochs': ('tf_efficientnet_lite1', (224,), 5, 0, 1e-2, None, {}),
+    'Lite2, 5 frozen epochs': ('tf_efficientnet_lite2', (224,), 5, 0, 1e-2, None, {}),
+    '8 frozen epochs': (LITE0, (224,), 8, 0, 1e-2, None, {}),
+    '5 frozen epochs, MixUp': (LITE0, (224,), 5, 0, 1e-2, None, dict(mixup=0.4)),
 }
 
 def lever_child(name:str, seed:int, quick:bool) -> dict:
@@ -482,6 +482,9 @@ def lever_child(name:str, seed:int, quick:bool) -> dict:
         for s, e in zip(sizes, per):
             if not e: continue
             learn.dls = normalized(dls_at(s), learn.stats); learn.unfreeze()
+            if extra.get('freeze_bn'):   # batchnorm keeps its ImageNet statistics and weights (BnFreezeAll keeps frozen ones in eval mode)
+                for m in learn.model.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm): m.requires_grad_(False)
             learn.fit_one_cycle(e, slice(ulr/100, ulr), pct_start=0.3, div=5)
     secs = round(time.time() - t, 1)
     res = dict(name=name, seed=seed, seconds=secs, valid=_acc_on(learn, data))
@@ -489,8 +492,8 @@ def lever_child(name:str, seed:int, quick:bool) -> dict:
         dl = labelled_dl(learn, EXTRA, bs=64)
         with learn.no_bar():
             res['extra'] = round(float(learn.validate(dl=dl)[1]), 4)
-            p, y = learn.tta(dl=dl, n=4)
-        res['extra_tta'] = round(float((p.argmax(1) == y).float().mean()), 4)
+            if extra.get('tta'):   # test-time augmentation: 4 augmented passes and the plain one (fastai's tta); 5x the evaluation time
+                p, y = learn.tta(dl=dl, n=4); res['extra_tta'] = round(float((p.argmax(1) == y).float().mean()), 4)
     return res
 
 def bench_levers(quick:bool) -> list:
@@ -504,10 +507,11 @@ def bench_levers(quick:bool) -> list:
         m = lambda k: round(float(np.mean([r[k] for r in rs])), 4) if k in rs[0] else None
         spread = lambda k: f"{min(r[k] for r in rs):.1%}-{max(r[k] for r in rs):.1%}" if k in rs[0] else ''
         key = 'valid' if quick else 'extra'
+        tta = f", with TTA {m('extra_tta'):.1%}" if 'extra_tta' in rs[0] else ''
         base = base if base is not None else m(key)
         rows.append(row('levers', f"{name} ({LEVERS[name][0]}, {'->'.join(map(str, LEVERS[name][1]))}px)", f"accuracy on {'valid' if quick else 'intel-extra'}, this / today's recipe (mean of {len(rs)} seeds)",
                         m(key), base, unit='accuracy',
-                        note=(f"extra {m('extra'):.1%} ({spread('extra')}), with TTA {m('extra_tta'):.1%}; " if 'extra' in rs[0] else 'synthetic scenes; ') +
+                        note=(f"extra {m('extra'):.1%} ({spread('extra')}){tta}; " if 'extra' in rs[0] else 'synthetic scenes; ') +
                              f"valid {m('valid'):.1%} ({spread('valid')}); "
                              f"{np.mean([r['seconds'] for r in rs]):.0f}s of training; seeds {','.join(map(str, seeds))}"))
     return rows

@@ -23,6 +23,7 @@ from .interpret import *
 from .experiment import *
 from .clean import *
 from .predict import *
+from .selftrain import *
 
 # %% auto #0
 __all__ = ['COMMANDS', 'run_data', 'main']
@@ -71,12 +72,20 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           num_workers:int=None, # DataLoader worker processes; default: one per CPU on CUDA, none on the CPU
           progress:bool=True, # progress bars (--no-progress: none)
           cache:str='auto', # decoded image store: auto (when it fits in memory), off, or a folder for it
+          unlabelled:str=None, # self-training: a folder of unlabelled images (seg_pred) pseudo-labelled by a teacher
+          teacher:str=None, # with --unlabelled: the teacher model (model.pkl or .onnx); default: train one into OUT/teacher
+          threshold:float=0.9, # with --unlabelled: the confidence a pseudo-label needs
+          per_class:int=None, # with --unlabelled: at most this many pseudo-labels per class (default: balanced to the rarest class)
          ):
     "Train a scene classifier; write the model, epoch log, lr_find plot, augmented batch and report to --out"
     path, line = run_data(data, synthetic); _say(line)
-    scene_run(path, out, arch=arch, weights=weights, head=head, sizes=_sizes(size, sizes), epochs=epochs, freeze_epochs=freeze_epochs,
+    kw = dict(arch=arch, weights=weights, head=head, sizes=_sizes(size, sizes), epochs=epochs, freeze_epochs=freeze_epochs,
               bs=bs, lr=lr, seed=seed, check=check, valid_pct=valid_pct, exclude=exclude, resume=resume, lr_find_it=lr_find_it, k=k,
               num_workers=num_workers, data_line=line, progress=progress, cache=cache)
+    if unlabelled is None:
+        if teacher is not None: raise SceneError("--teacher is for self-training: give the unlabelled images with --unlabelled")
+        scene_run(path, out, **kw)
+    else: self_train(path, unlabelled, out, teacher=teacher, threshold=threshold, per_class=per_class, **kw)
 
 
 # %% ../notebooks/06_cli.ipynb #84ee8462

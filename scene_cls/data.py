@@ -18,8 +18,8 @@ from fastai.vision.all import *
 __all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'STORE_VERSION', 'SceneError', 'renamed', 'scene_layout',
            'colab_kaggle_secrets', 'kaggle_download', 'find_scene_data', 'check_images', 'open_image', 'SceneImage',
            'dangling_link', 'read_image', 'SquishResize', 'default_workers', 'process_bs', 'read_exclusions',
-           'store_dir', 'ImageStore', 'image_store', 'StoredImage', 'StoreDL', 'dls_store', 'scene_dls', 'pred_files',
-           'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
+           'store_dir', 'ImageStore', 'image_store', 'StoredImage', 'StoreDL', 'dls_store', 'read_pseudo', 'SceneLabel',
+           'scene_dls', 'pred_files', 'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
 
 # %% ../notebooks/00_data.ipynb #ff0d6550
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -473,6 +473,27 @@ def dls_store(files:list, size:int, cache, progress:bool=True) -> ImageStore|Non
         return None
     return image_store(files, size, progress=progress)
 
+# %% ../notebooks/00_data.ipynb #2933a43e
+def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label` (and `keep`: only those rows)
+                classes=CLASSES, # the labels allowed
+                labelled=(), # the labelled images: a pseudo-labelled file may not be one of them
+               ) -> dict:
+    "{file: label} of the pseudo-labelled images; `SceneError` naming the file for a missing file or an unknown label"
+    df = pseudo if isinstance(pseudo, pd.DataFrame) else pd.read_csv(pseudo)
+    src = 'the pseudo-labels' if isinstance(pseudo, pd.DataFrame) else str(pseudo)
+    if 'keep' in df: df = df[df.keep.astype(bool)]
+    res = {str(Path(f).absolute()): l for f, l in zip(df.file, df.label)}
+    bad = [f"{f} ({l!r} is not a class)" for f, l in res.items() if l not in classes] + [f"{f} (no such file)" for f in res if not Path(f).is_file()]
+    both = set(res) & {str(Path(f).absolute()) for f in labelled}
+    bad += [f"{f} (also a labelled image)" for f in sorted(both)]
+    if bad: raise SceneError(f"{src}: {len(bad)} unusable row(s): {'; '.join(bad[:3])}")
+    return res
+
+class SceneLabel:
+    "The label of an item: its pseudo-label when it has one, else its folder's name (picklable, for `Learner.export`)"
+    def __init__(self, labels:dict=None): self.labels = labels or {}
+    def __call__(self, f): return self.labels.get(str(Path(f).absolute())) or parent_label(f)
+
 # %% ../notebooks/00_data.ipynb #8fa4f25d
 def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               size:int=150, # side of the images the model sees
@@ -490,11 +511,14 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               fold:tuple=None, # (k, i): validate on the i-th of k stratified folds of the training images (cross-validation)
               cache='auto', # image store (`dls_store`): 'auto' (when it fits in memory), True, a folder, or False
               progress:bool=True, # a progress bar while an image store is built
+              pseudo=None, # pseudo-labelled images to train on too: a DataFrame or CSV with `file` and `label` (`read_pseudo`)
              ) -> DataLoaders:
     "fastai `DataLoaders` for the scenes at `path`"
     lay = scene_layout(path)
     items, rep = _kept_items(path, lay, check, classes, min_size, report)
-    store = dls_store(items['train'] + items['valid'], size, cache, progress) if len(items['train']) else None   # before exclusions: one store for any
+    labels = read_pseudo(pseudo, classes, items['train'] + items['valid']) if pseudo is not None else {}
+    extra = L(Path(f) for f in labels)
+    store = dls_store(items['train'] + items['valid'] + extra, size, cache, progress) if len(items['train']) else None   # before exclusions: one store for any
     if exclude is not None:
         drop = read_exclusions(path, exclude)
         items = {s: L(f for f in v if f.resolve() not in drop) for s, v in items.items()}
@@ -505,10 +529,11 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
     elif valid_pct is None:
         all_items = items['train'] + items['valid']
         splitter = IndexSplitter(list(range(len(items['train']), len(all_items))))
-    else: all_items, splitter = items['train'], RandomSplitter(valid_pct, seed=seed)
+    else: all_items, splitter = items['train'], IndexSplitter(RandomSplitter(valid_pct, seed=seed)(items['train'])[1])
+    if len(extra): all_items = all_items + extra   # after the split's indices: training only
     img = ImageBlock(SceneImage) if store is None else TransformBlock(StoredImage(store), batch_tfms=IntToFloatTensor, dl_type=StoreDL)
     dblock = DataBlock(blocks=(img, CategoryBlock(vocab=list(classes))), splitter=splitter,
-                       get_y=parent_label, item_tfms=SquishResize(size), batch_tfms=batch_tfms)
+                       get_y=SceneLabel(labels), item_tfms=SquishResize(size), batch_tfms=batch_tfms)
     set_seed(seed)
     device = device or default_device()
     cuda = torch.device(device).type == 'cuda'

@@ -106,12 +106,16 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
               data_line:str=None, # how the data was found, kept in run.json
               progress:bool=True, # progress bars
               cache='auto', # decoded image store (`data.dls_store`): 'auto' (when it fits in memory), True, a folder, or False
+              pseudo=None, # pseudo-labelled images to train on too (`data.read_pseudo`: a DataFrame or CSV of file, label)
+              augs:dict=None, # `scene_augs` settings (None: the reference's); a self-training student takes stronger ones
              ) -> dict|None:
     "Train one model from `data` into the run folder `out`; `run.json`'s dict in the main process, `None` in the others"
     path, out, szs = Path(data), Path(out), tuple(int(s) for s in listify(sizes))
     excluded = sorted(str(f) for f in read_exclusions(path, exclude)) if exclude is not None else None   # checked before any work
+    pseudo = read_pseudo(pseudo) if pseudo is not None else None
     settings = dict(data=str(path), arch=arch, weights=str(weights), head=head, sizes=list(szs), epochs=epochs, freeze_epochs=freeze_epochs,
                     bs=bs, seed=seed, check=check, valid_pct=valid_pct, exclude=excluded)
+    if pseudo or augs: settings.update(pseudo=pseudo and sorted(pseudo.items()), augs=augs)   # part of the run: a resume checks them
     if _adopt(out, resume_from): say(f"Copied the run folder {resume_from} into {out} to continue it")
     done = finished_run(out)
     if resume is None and done is not None:
@@ -128,11 +132,12 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     init_distributed()   # in a launch: the main process builds the image store while the others wait
     set_seed(seed, reproducible=True)
     dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, check=check, valid_pct=valid_pct, num_workers=num_workers,
-                                     report=rep, exclude=excluded, cache=cache, progress=progress)
+                                     report=rep, exclude=excluded, cache=cache, progress=progress, augs=augs,
+                                     pseudo=pd.DataFrame(dict(file=list(pseudo), label=list(pseudo.values()))) if pseudo else None)
     dls = dls_at(szs[0])
     if rep is not None and len(rep): say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal ({'skipped' if check == 'skip' else 'none fatal'})")
     by = exclude if isinstance(exclude, (str, Path)) else 'the list given'
-    say(f"Train {len(dls.train_ds)} images, valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded by {by})' if excluded else ''}; {arch} ({weights} weights), "
+    say(f"Train {len(dls.train_ds)} images{f' ({len(pseudo)} pseudo-labelled)' if pseudo else ''}, valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded by {by})' if excluded else ''}; {arch} ({weights} weights), "
         f"sizes {szs}, {freeze_epochs} frozen + {epochs} epochs, bs {bs}, {'cuda' if dls.device.type == 'cuda' else 'cpu'}"
         + (f", {n_processes()} processes of {process_bs(bs)} images a step each" if n_processes() > 1 else ''))
     learn = scene_learner(dls, arch, weights, head=head, path=out)
@@ -142,7 +147,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
         if caption: fig.suptitle(caption, color='darkred')
         plt.close(save_figure(fig, out/'aug_batch.png'))
     t0 = time.time()
-    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude')}
+    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude', 'pseudo', 'augs') if k in settings}
     with (learn.no_bar() if not progress else contextlib.nullcontext()):
         run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config)
     secs, procs = time.time() - t0, n_processes()
@@ -150,7 +155,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     export_scene_learner(learn, out/'model.pkl')
     rep_ = scene_report(learn, out/'report', k=k, caption=caption)
     res = dict(settings, data_line=data_line, lr=run['lr'], accuracy=rep_.metrics['accuracy'], n_valid=rep_.metrics['n'],
-               n_train=len(learn.dls.train_ds), processes=procs, train_seconds=round(secs, 1), caption=caption)
+               n_train=len(learn.dls.train_ds), n_pseudo=len(pseudo or ()), processes=procs, train_seconds=round(secs, 1), caption=caption)
     (out/'run.json').write_text(json.dumps(res, indent=1))
     say(f"Done: accuracy {res['accuracy']:.2%} on {res['n_valid']} validation images, {secs:.0f}s of training. "
         f"Model {out/'model.pkl'}, report {out/'report'/'report.md'}")

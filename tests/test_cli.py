@@ -53,6 +53,23 @@ def test_the_image_store_trains_the_same_model(synthetic, tmp_path):
     again = run_cli(*args, '--out', tmp_path/'again', '--cache', tmp_path/'stores')
     assert again.returncode == 0 and 'Image store:' not in again.stdout, again.stdout   # the store is reused, not built again
 
+def test_self_training_teacher_pseudo_labels_student(synthetic, tmp_path):
+    "train --unlabelled: a teacher run, a pseudo-label CSV accounting for every file, a student trained on both"
+    unl = tmp_path/'unl'; shutil.copytree(synthetic/'seg_pred/seg_pred', unl); (unl/'notes.txt').write_text('not an image')
+    out = tmp_path/'student'
+    r = run_cli('train', '--data', synthetic, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 3e-3, '--k', 2, '--no-progress',
+                '--unlabelled', unl, '--threshold', 0.2, '--out', out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out/'teacher'/'model.pkl').is_file() and (out/'model.pkl').is_file()
+    pl = pd.read_csv(out/'pseudo_labels.csv', keep_default_na=False)
+    assert len(pl) == 6 and pl[pl.file.str.endswith('notes.txt')].keep.tolist() == [False]        # every file has its row
+    assert set(pl.columns) == {'file', 'label', 'confidence', 'keep', 'error'}
+    run, teacher = json.loads((out/'run.json').read_text()), json.loads((out/'teacher'/'run.json').read_text())
+    assert run['n_pseudo'] == int(pl.keep.sum()) and run['n_train'] == teacher['n_train'] + run['n_pseudo']
+    assert run['teacher_accuracy'] == teacher['accuracy'] and 'Teacher ' in r.stdout.splitlines()[-1], r.stdout[-500:]
+    bad = run_cli('train', '--data', synthetic, *TINY, '--teacher', out/'model.pkl', '--out', tmp_path/'x')
+    assert bad.returncode != 0 and '--unlabelled' in bad.stderr.strip().splitlines()[-1]
+
 def test_predict_and_interpret_with_the_exported_model(trained, synthetic, tmp_path):
     out, _ = trained
     r = run_cli('predict', out/'model.pkl', synthetic/'seg_pred', '--out', tmp_path/'p.csv', '--no-progress')

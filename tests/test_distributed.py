@@ -33,6 +33,13 @@ def test_two_processes_train_one_model(synthetic, tmp_path):
     assert p.returncode == 0, p.stderr
     preds = pd.read_csv(tmp_path/'p.csv')
     assert len(preds) == 5 and preds.error.isna().all()
+    # self-training in a launch: the teacher is that model; the main process pseudo-labels, both train the student
+    st = launch('train', '--data', synthetic, *TINY, '--freeze-epochs', 0, '--epochs', 1, '--lr', 1e-3, '--k', 2, '--out', tmp_path/'student',
+                '--unlabelled', synthetic/'seg_pred/seg_pred', '--teacher', out/'model.pkl', '--threshold', 0.2, '--no-progress')
+    assert st.returncode == 0, st.stdout[-3000:] + st.stderr[-5000:]
+    assert st.stdout.count('Pseudo-labels:') == 1 and st.stdout.count('Done: accuracy') == 1, st.stdout
+    run = json.loads((tmp_path/'student'/'run.json').read_text())
+    assert run['processes'] == 2 and run['n_pseudo'] == int(pd.read_csv(tmp_path/'student'/'pseudo_labels.csv').keep.sum())
 
 def test_lr_find_runs_once_and_every_process_takes_its_rate(synthetic, tmp_path):
     out = tmp_path/'run'

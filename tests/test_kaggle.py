@@ -122,7 +122,12 @@ def test_kaggle_rehearsal_two_processes_offline_wheel(rehearsal, intel_sample):
 def test_colab_rehearsal_kagglehub_without_login(rehearsal, intel_sample):
     rehearse, py, work, wheels, unlabelled = rehearsal
     rehearse.platform_venv(work)     # scene_cls out of the environment again
-    res = rehearse.rehearse('colab', py, work, wheels, intel_sample, unlabelled, n_pred=24)
+    res = rehearse.rehearse('colab', py, work, wheels, intel_sample, unlabelled, n_pred=24, params=dict(self_training=True, threshold=0.5))
     assert 'Running on Colab. installed scene_cls' in res['install_line'], res['install_line']
     assert res['downloads'] == ['puneet6060/intel-image-classification']
     check_run(res, 24, 1)
+    # the notebook's self-training cell: the run's model pseudo-labels seg_pred, a student trains on both
+    student = Path(res['out'])/'student'
+    srun, pl = json.loads((student/'run.json').read_text()), pd.read_csv(student/'pseudo_labels.csv')
+    assert len(pl) == 24 and srun['n_pseudo'] == int(pl.keep.sum()) and srun['teacher_accuracy'] == res['run']['accuracy']
+    assert srun['n_train'] == res['run']['n_train'] + srun['n_pseudo'] and 'self-training: teacher' in res['text']
