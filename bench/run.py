@@ -30,7 +30,7 @@ import argparse, datetime, json, os, platform, resource, shutil, subprocess, sys
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('SCENE_CLS_SHARED', REPO.parent/'shared'/'data'))
-SAMPLE, EXTRA = SHARED/'intel-sample', SHARED/'intel-extra'
+SAMPLE, EXTRA, UNLABELLED = SHARED/'intel-sample', SHARED/'intel-extra', SHARED/'intel-unlabelled'
 TMP = Path(os.environ.get('SCENE_CLS_BENCH_TMP', '/tmp/scene_cls_bench'))
 os.environ.setdefault('SCENE_CLS_CACHE', str(TMP/'stores'))   # the image stores the benchmarks build, not in the user's cache
 
@@ -421,7 +421,7 @@ def bench_accuracy(quick:bool) -> list:
     dls = scene_dls(SAMPLE, size=size, bs=32, seed=42, check='off', batch_tfms=aug_transforms())
     model, stats, splitter = scene_model(arch, 6, 'imagenet', head='fastai')
     ft = Learner(normalized(dls, stats), model, splitter=splitter, metrics=accuracy, path=TMP/'acc_ft')
-    channels_last(ft); ft.freeze()
+    channels_last_amp(ft); ft.freeze()
     t = time.time()
     with ft.no_bar(), ft.no_logging(): ft.fine_tune(2, freeze_epochs=1)
     ft_t = round(time.time() - t)
@@ -456,25 +456,26 @@ LITE0 = 'tf_efficientnet_lite0'
 # name: (arch, sizes, frozen epochs, unfrozen epochs, lr of the frozen stage, top lr of the unfrozen stage, extras)
 LEVERS = {
     'recipe: 5 frozen epochs (today)': (LITE0, (224,), 5, 0, 1e-2, None, dict(tta=True)),
-    '3 frozen + 2 unfrozen, top lr 1e-3': (LITE0, (224,), 3, 2, 1e-2, 1e-3, dict(tta=True)),
-    '2 frozen + 3 unfrozen, top lr 1e-4': (LITE0, (224,), 2, 3, 1e-2, 1e-4, {}),
+    "3 frozen + 2 unfrozen, batchnorm trains (fastai's default), top lr 1e-3": (LITE0, (224,), 3, 2, 1e-2, 1e-3, dict(tta=True)),
+    "2 frozen + 3 unfrozen, batchnorm trains, top lr 1e-4": (LITE0, (224,), 2, 3, 1e-2, 1e-4, {}),
     '2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3': (LITE0, (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True)),
     '2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-4': (LITE0, (224,), 2, 3, 1e-2, 1e-4, dict(freeze_bn=True)),
     'Lite1, 5 frozen epochs': ('tf_efficientnet_lite1', (224,), 5, 0, 1e-2, None, {}),
     'Lite2, 5 frozen epochs': ('tf_efficientnet_lite2', (224,), 5, 0, 1e-2, None, {}),
-    '8 frozen epochs': (LITE0, (224,), 8, 0, 1e-2, None, {}),
-    '5 frozen epochs, MixUp': (LITE0, (224,), 5, 0, 1e-2, None, dict(mixup=0.4)),
+    'self-training: the recipe as teacher, 3,000 unlabelled images (confidence >= 0.9, balanced), the recipe as student':
+        (LITE0, (224,), 5, 0, 1e-2, None, dict(self_train=True)),
 }
 
 def lever_child(name:str, seed:int, quick:bool) -> dict:
     "Train one lever on the 900 sample images in this (fresh) process; accuracy on valid and intel-extra, with and without TTA"
     arch, sizes, fe, ue, lr, ulr, extra = LEVERS[name]
-    data = SAMPLE if not quick else synthetic(n_train=20, n_valid=4)
+    data = SAMPLE if not quick else synthetic(n_train=20, n_valid=4, n_pred=12)
     if quick: arch, sizes, fe, ue = 'resnet18', (64,), min(fe, 1), min(ue, 1)
     set_seed(seed, reproducible=True)
     dls_at = lambda s: scene_aug_dls(data, size=s, bs=32, seed=seed, check='off', progress=False)
     learn = scene_learner(dls_at(sizes[0]), arch, None if quick else 'imagenet', label_smoothing=extra.get('label_smoothing', 0.1), path=TMP/'lever')
     if extra.get('mixup'): learn.add_cb(MixUp(extra['mixup']))
+    if extra.get('self_train'): return _self_train_child(name, seed, quick, data, arch, sizes, fe, ue, lr)
     t = time.time()
     with learn.no_bar(), learn.no_logging():
         if fe: learn.fit_one_cycle(fe, lr, pct_start=0.25)
@@ -496,20 +497,36 @@ def lever_child(name:str, seed:int, quick:bool) -> dict:
                 p, y = learn.tta(dl=dl, n=4); res['extra_tta'] = round(float((p.argmax(1) == y).float().mean()), 4)
     return res
 
+def _self_train_child(name, seed, quick, data, arch, sizes, fe, ue, lr) -> dict:
+    "`self_train` with the recipe as teacher and student; the student's accuracy (the teacher's beside it)"
+    from scene_cls.selftrain import self_train
+    out = TMP/f'lever_selftrain_{seed}'; shutil.rmtree(out, ignore_errors=True)
+    unl = data/'seg_pred'/'seg_pred' if quick else UNLABELLED
+    t = time.time()
+    r = self_train(data, unl, out, threshold=0.2 if quick else 0.9, arch=arch, weights='none' if quick else 'imagenet', sizes=sizes, epochs=ue, freeze_epochs=fe,
+                   bs=32, lr=lr, seed=seed, check='off', k=2, progress=False)
+    res = dict(name=name, seed=seed, seconds=round(time.time() - t, 1), valid=round(r['accuracy'], 4), teacher_valid=round(r['teacher_accuracy'], 4),
+               n_pseudo=r['n_pseudo'])
+    if EXTRA.is_dir() and not quick:
+        for who, f in (('extra', out/'model.pkl'), ('teacher_extra', out/'teacher'/'model.pkl')): res[who] = _acc_on(load_scene_learner(f, cpu=True), EXTRA)
+    return res
+
 def bench_levers(quick:bool) -> list:
     "Each lever of accuracy on 2 CPU cores, seeds 42, 0, 1 (SCENE_CLS_BENCH_SEEDS), from the 900 sample images: intel-extra and valid, training seconds"
     if not quick and not (SAMPLE/'train').is_dir(): return [not_measured('levers', 'levers of accuracy', '', f'no real images at {SAMPLE}')]
     seeds = [int(x) for x in os.environ.get('SCENE_CLS_BENCH_SEEDS', '42' if quick else '42,0,1').split(',')]
     names = [n for n in LEVERS if not os.environ.get('SCENE_CLS_BENCH_LEVERS') or n in os.environ['SCENE_CLS_BENCH_LEVERS'].split(';')]
     rows, base = [], None
-    for name in (names[:2] if quick else names):
+    for name in ([names[0], names[-1]] if quick and len(names) > 1 else names):   # quick: the plain path and the self-training one
         rs = [_child('--lever-child', name, str(sd), str(int(quick))) for sd in seeds]
         m = lambda k: round(float(np.mean([r[k] for r in rs])), 4) if k in rs[0] else None
         spread = lambda k: f"{min(r[k] for r in rs):.1%}-{max(r[k] for r in rs):.1%}" if k in rs[0] else ''
         key = 'valid' if quick else 'extra'
         tta = f", with TTA {m('extra_tta'):.1%}" if 'extra_tta' in rs[0] else ''
-        base = base if base is not None else m(key)
-        rows.append(row('levers', f"{name} ({LEVERS[name][0]}, {'->'.join(map(str, LEVERS[name][1]))}px)", f"accuracy on {'valid' if quick else 'intel-extra'}, this / today's recipe (mean of {len(rs)} seeds)",
+        if 'teacher_valid' in rs[0]:   # self-training: its teacher beside it
+            tta += f" (its teacher: extra {m('teacher_extra') or 0:.1%}, valid {m('teacher_valid'):.1%}; {m('n_pseudo'):.0f} pseudo-labels)" 
+        if name.startswith('recipe'): base = m(key)   # the ratio is against today's recipe, when this run measured it
+        rows.append(row('levers', f"{name} ({LEVERS[name][0]}, {'->'.join(map(str, LEVERS[name][1]))}px)", f"accuracy on {'valid' if quick else 'intel-extra'}, this / today's recipe (mean of {len(rs)} seed(s))",
                         m(key), base, unit='accuracy',
                         note=(f"extra {m('extra'):.1%} ({spread('extra')}){tta}; " if 'extra' in rs[0] else 'synthetic scenes; ') +
                              f"valid {m('valid'):.1%} ({spread('valid')}); "

@@ -76,12 +76,14 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           teacher:str=None, # with --unlabelled: the teacher model (model.pkl or .onnx); default: train one into OUT/teacher
           threshold:float=0.9, # with --unlabelled: the confidence a pseudo-label needs
           per_class:int=None, # with --unlabelled: at most this many pseudo-labels per class (default: balanced to the rarest class)
+          freeze_bn:bool=False, # batchnorm stays as pretrained in the unfrozen epochs too (for small batches, e.g. on a CPU)
+          unfrozen_lr:float=None, # the top learning rate of the unfrozen epochs (default: lr/2)
          ):
     "Train a scene classifier; write the model, epoch log, lr_find plot, augmented batch and report to --out"
     path, line = run_data(data, synthetic); _say(line)
     kw = dict(arch=arch, weights=weights, head=head, sizes=_sizes(size, sizes), epochs=epochs, freeze_epochs=freeze_epochs,
               bs=bs, lr=lr, seed=seed, check=check, valid_pct=valid_pct, exclude=exclude, resume=resume, lr_find_it=lr_find_it, k=k,
-              num_workers=num_workers, data_line=line, progress=progress, cache=cache)
+              num_workers=num_workers, data_line=line, progress=progress, cache=cache, freeze_bn=freeze_bn, unfrozen_lr=unfrozen_lr)
     if unlabelled is None:
         if teacher is not None: raise SceneError("--teacher is for self-training: give the unlabelled images with --unlabelled")
         scene_run(path, out, **kw)

@@ -325,7 +325,7 @@ def _store_name(files:list, size:int) -> tuple:
 class ImageStore:
     "`files` decoded once, `size`x`size` RGB uint8 channels first, in the memory-mapped file `path/pixels.u8`"
     def __init__(self, path:Path, # the store's folder
-                 files:list, # absolute file names, in the order of the rows
+                 files:list, # absolute file names (`os.path.abspath`: `..` resolved, links kept), in the order of the rows
                  size:int, # side of the stored images
                 ):
         self.path, self.files, self.size, self._arr = Path(path), list(files), size, None
@@ -341,7 +341,7 @@ class ImageStore:
     def __repr__(self): return f"ImageStore({len(self)} images at {self.size}px, {self.path})"
     def row(self, f) -> int|None:
         "The row of the file `f`, `None` when the store does not hold it (or `f` is not a file name)"
-        return self.rows.get(str(Path(f).absolute())) if isinstance(f, (str, Path)) else None
+        return self.rows.get(os.path.abspath(f)) if isinstance(f, (str, Path)) else None
     def image(self, i:int) -> TensorImage: return TensorImage(torch.from_numpy(np.array(self.pixels[i])))
     def batch(self, rows) -> TensorImage:
         "The images of `rows`, one uint8 tensor; torch allocates it (numpy's buffers of a few MB made the heap grow batch after batch)"
@@ -408,7 +408,7 @@ def image_store(files:list, # image files; the ones the check drops are left out
                 progress:bool=True, # a progress bar while building
                ) -> ImageStore:
     "The store of `files` at `size`: opened when one of the same files, lengths and modification times exists, else built"
-    files = [str(Path(f).absolute()) for f in files]
+    files = [os.path.abspath(f) for f in files]
     fam, key = _store_name(files, size)
     path = Path(ifnone(folder, store_dir())).expanduser()/f"{fam}-{size}px-{key}"
     group = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -467,11 +467,17 @@ def _fits(n:int, size:int, folder:Path) -> str|None:
 def dls_store(files:list, size:int, cache, progress:bool=True) -> ImageStore|None:
     "The image store `scene_dls(cache=...)` uses: 'auto' (when it fits in memory), True, a folder; `None` for False or 'off'"
     if cache is None or cache is False or cache == 'off': return None
-    if cache not in ('auto', True, 'on'): return image_store(files, size, cache, progress=progress)
-    if cache == 'auto' and (why := _fits(len(files), size, store_dir())):
-        if rank_distrib() == 0: print(f"No image store ({why}): the images are decoded every epoch")
-        return None
-    return image_store(files, size, progress=progress)
+    if cache not in ('auto', True, 'on'):
+        try: return image_store(files, size, cache, progress=progress)
+        except OSError as e: raise SceneError(f"{cache}: cannot write the image store there ({type(e).__name__}: {e})") from None
+    why = _fits(len(files), size, store_dir()) if cache == 'auto' else None
+    if why is None:
+        try: return image_store(files, size, progress=progress)
+        except OSError as e:
+            if cache != 'auto': raise SceneError(f"{store_dir()}: cannot write the image store there ({type(e).__name__}: {e})") from None
+            why = f"cannot write to {store_dir()}: {type(e).__name__}"
+    if rank_distrib() == 0: print(f"No image store ({why}): the images are decoded every epoch")
+    return None
 
 # %% ../notebooks/00_data.ipynb #2933a43e
 def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label` (and `keep`: only those rows)
@@ -482,9 +488,9 @@ def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label`
     df = pseudo if isinstance(pseudo, pd.DataFrame) else pd.read_csv(pseudo)
     src = 'the pseudo-labels' if isinstance(pseudo, pd.DataFrame) else str(pseudo)
     if 'keep' in df: df = df[df.keep.astype(bool)]
-    res = {str(Path(f).absolute()): l for f, l in zip(df.file, df.label)}
+    res = {os.path.abspath(f): l for f, l in zip(df.file, df.label)}
     bad = [f"{f} ({l!r} is not a class)" for f, l in res.items() if l not in classes] + [f"{f} (no such file)" for f in res if not Path(f).is_file()]
-    both = set(res) & {str(Path(f).absolute()) for f in labelled}
+    both = set(res) & {os.path.abspath(f) for f in labelled}
     bad += [f"{f} (also a labelled image)" for f in sorted(both)]
     if bad: raise SceneError(f"{src}: {len(bad)} unusable row(s): {'; '.join(bad[:3])}")
     return res
@@ -492,7 +498,7 @@ def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label`
 class SceneLabel:
     "The label of an item: its pseudo-label when it has one, else its folder's name (picklable, for `Learner.export`)"
     def __init__(self, labels:dict=None): self.labels = labels or {}
-    def __call__(self, f): return self.labels.get(str(Path(f).absolute())) or parent_label(f)
+    def __call__(self, f): return self.labels.get(os.path.abspath(f)) or parent_label(f)
 
 # %% ../notebooks/00_data.ipynb #8fa4f25d
 def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)

@@ -108,6 +108,8 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
               cache='auto', # decoded image store (`data.dls_store`): 'auto' (when it fits in memory), True, a folder, or False
               pseudo=None, # pseudo-labelled images to train on too (`data.read_pseudo`: a DataFrame or CSV of file, label)
               augs:dict=None, # `scene_augs` settings (None: the reference's); a self-training student takes stronger ones
+              freeze_bn:bool=False, # batchnorm stays as pretrained in the unfrozen epochs too (`fit_scene`; small batches)
+              unfrozen_lr:float=None, # the top learning rate of the unfrozen epochs; default lr/2
              ) -> dict|None:
     "Train one model from `data` into the run folder `out`; `run.json`'s dict in the main process, `None` in the others"
     path, out, szs = Path(data), Path(out), tuple(int(s) for s in listify(sizes))
@@ -116,6 +118,8 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     settings = dict(data=str(path), arch=arch, weights=str(weights), head=head, sizes=list(szs), epochs=epochs, freeze_epochs=freeze_epochs,
                     bs=bs, seed=seed, check=check, valid_pct=valid_pct, exclude=excluded)
     if pseudo or augs: settings.update(pseudo=pseudo and sorted(pseudo.items()), augs=augs)   # part of the run: a resume checks them
+    if freeze_bn: settings['freeze_bn'] = True
+    if unfrozen_lr is not None: settings['unfrozen_lr'] = unfrozen_lr
     if _adopt(out, resume_from): say(f"Copied the run folder {resume_from} into {out} to continue it")
     done = finished_run(out)
     if resume is None and done is not None:
@@ -147,13 +151,13 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
         if caption: fig.suptitle(caption, color='darkred')
         plt.close(save_figure(fig, out/'aug_batch.png'))
     t0 = time.time()
-    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude', 'pseudo', 'augs') if k in settings}
+    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude', 'pseudo', 'augs', 'freeze_bn', 'unfrozen_lr') if k in settings}
     with (learn.no_bar() if not progress else contextlib.nullcontext()):
-        run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config)
+        run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config, freeze_bn=freeze_bn, unfrozen_lr=unfrozen_lr)
     secs, procs = time.time() - t0, n_processes()
     if not finish_distributed(): return None      # the main process exports and reports, alone
     export_scene_learner(learn, out/'model.pkl')
-    rep_ = scene_report(learn, out/'report', k=k, caption=caption)
+    with (learn.no_bar() if not progress else contextlib.nullcontext()): rep_ = scene_report(learn, out/'report', k=k, caption=caption)
     res = dict(settings, data_line=data_line, lr=run['lr'], accuracy=rep_.metrics['accuracy'], n_valid=rep_.metrics['n'],
                n_train=len(learn.dls.train_ds), n_pseudo=len(pseudo or ()), processes=procs, train_seconds=round(secs, 1), caption=caption)
     (out/'run.json').write_text(json.dumps(res, indent=1))

@@ -20,10 +20,10 @@ from .weights import *
 from torch.amp import GradScaler, autocast
 
 # %% auto #0
-__all__ = ['find_lr', 'export_learner', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda',
-           'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last', 'BnFreezeAll', 'scene_learner',
+__all__ = ['channels_last', 'find_lr', 'export_learner', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda',
+           'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last_amp', 'BnFreezeAll', 'scene_learner',
            'scene_lr_find', 'plan_stages', 'save_checkpoint', 'load_checkpoint', 'RestoreRun', 'RunLog',
-           'check_resumable', 'fit_scene', 'export_scene_learner', 'load_scene_learner']
+           'check_resumable', 'freeze_batchnorm', 'fit_scene', 'export_scene_learner', 'load_scene_learner']
 
 # %% ../notebooks/02_learner.ipynb #56687676
 def halves_split(m:nn.Module) -> list:
@@ -85,13 +85,15 @@ class ChannelsLastModel(ChannelsLast):
     "fastai's `ChannelsLast`, also before validation and prediction: an exported model loads in the default layout"
     def before_validate(self): self.learn.model.to(memory_format=torch.channels_last)
 
-def channels_last(learn:Learner, amp:bool=None, # mixed precision too; default: on CUDA
+def channels_last_amp(learn:Learner, amp:bool=None, # mixed precision too; default: on CUDA
                  ) -> Learner:
     "`learn.model` in channels-last memory now and in every fit, on any device; mixed precision when `amp`"
     learn.model.to(memory_format=torch.channels_last)   # now, so that `get_preds` before any fit runs channels-last too
     if not learn.cbs.filter(risinstance(ChannelsLast)): learn.add_cb(ChannelsLastModel())
     if ifnone(amp, on_cuda(learn)) and not learn.cbs.filter(risinstance(MixedPrecision)): learn.add_cb(DeviceMixedPrecision())
     return learn
+
+channels_last = renamed(channels_last_amp, 'channels_last')   # its first name, which did not say that it switches on mixed precision
 
 class BnFreezeAll(BnFreeze):
     "fastai's `BnFreeze` for every kind of batchnorm (also `SyncBatchNorm` on several GPUs): frozen layers keep their statistics"
@@ -114,7 +116,7 @@ def scene_learner(dls:DataLoaders,
     cbs = L(kwargs.pop('cbs', None)) + (BnFreezeAll() if not kwargs['train_bn'] else [])
     learn = Learner(normalized(dls, stats), model, loss_func=loss, splitter=splitter, metrics=accuracy, cbs=cbs, **kwargs)
     if not no_weights(weights): learn.freeze()
-    channels_last(learn)
+    channels_last_amp(learn)
     learn.arch, learn.weights, learn.stats = arch, str(weights), stats
     return learn
 
@@ -267,15 +269,24 @@ def _resumed_run(run_dir:Path, stages, lr, config) -> tuple:
     return st, ck
 
 # %% ../notebooks/02_learner.ipynb #b39519ee
-def _fit_stage(learn, s:dict, lr, lr_mult, frozen_pct, cbs:list, start:int):
+def _fit_stage(learn, s:dict, lr, lr_mult, frozen_pct, cbs:list, start:int, unfrozen_lr:float=None):
     "One stage of the recipe: frozen (head only) or unfrozen (discriminative rates), a one-cycle schedule from epoch `start`"
     if s['frozen']: learn.fit_one_cycle(s['epochs'], lr, pct_start=frozen_pct, cbs=cbs, start_epoch=start)
-    else: learn.fit_one_cycle(s['epochs'], slice(lr/2/lr_mult, lr/2), pct_start=0.3, div=5, cbs=cbs, start_epoch=start)
+    else:
+        top = ifnone(unfrozen_lr, lr/2)
+        learn.fit_one_cycle(s['epochs'], slice(top/lr_mult, top), pct_start=0.3, div=5, cbs=cbs, start_epoch=start)
 
-def _run_stage(learn, dls_at, s:dict, i:int, start:int, offset:int, st:dict, ck:dict|None, run_dir:Path, **kw):
+def freeze_batchnorm(model:nn.Module) -> nn.Module:
+    "Every batchnorm layer of `model` untrainable: its weights stay, and `BnFreezeAll` keeps its statistics (eval mode)"
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.requires_grad_(False)
+    return model
+
+def _run_stage(learn, dls_at, s:dict, i:int, start:int, offset:int, st:dict, ck:dict|None, run_dir:Path, freeze_bn:bool=False, **kw):
     "Stage `i` of the run from its epoch `start`; `ck` is the checkpoint to continue from (first stage after a resume)"
     learn.dls = normalized(dls_at(s['size']), learn.stats)
     learn.freeze() if s['frozen'] else learn.unfreeze()      # (fastai clears the optimizer's state here)
+    if freeze_bn: freeze_batchnorm(learn.model)
     cbs = [RunLog(run_dir, i, s['size'], offset, start)]
     if ck is not None:
         get_model(learn.model).load_state_dict(ck['model'])
@@ -288,9 +299,11 @@ def fit_scene(learn:Learner, dls_at:callable, # `dls_at(size)` makes the DataLoa
               epochs:int=3, freeze_epochs:int=1, sizes=(150,),
               lr:float=None, # base learning rate; default: `scene_lr_find`'s valley
               lr_mult:float=100, # the first layer group trains at lr/2/lr_mult (discriminative rates, as fine_tune)
+              unfrozen_lr:float=None, # the top rate of the unfrozen stages (the head's); default lr/2, as fine_tune
               resume:bool=False, # continue the run in `run_dir` where it stopped
               lr_find_it:int=100, # lr_find iterations when `lr` is not given
               frozen_pct:float=0.25, # share of the frozen stage spent warming up (fastai's fine_tune: 0.99)
+              freeze_bn:bool=False, # batchnorm keeps its pretrained statistics and weights in the unfrozen stages too (small batches)
               config:dict=None, # the run's other settings (data, arch, bs, ...): a resume with different ones is refused
              ) -> dict:
     "Train `learn` with the staged one-cycle recipe, resumable exactly; return the run's state (also `learn.run_state`)"
@@ -302,7 +315,7 @@ def fit_scene(learn:Learner, dls_at:callable, # `dls_at(size)` makes the DataLoa
         for i, s in enumerate(stages):
             start = st['stage_epoch'] if i == st['stage'] else (s['epochs'] if i < st['stage'] else 0)
             if start < s['epochs']:
-                _run_stage(learn, dls_at, s, i, start, offset, st, ck, run_dir, lr_mult=lr_mult, frozen_pct=frozen_pct)
+                _run_stage(learn, dls_at, s, i, start, offset, st, ck, run_dir, freeze_bn=freeze_bn, lr_mult=lr_mult, frozen_pct=frozen_pct, unfrozen_lr=unfrozen_lr)
                 ck = None
             offset += s['epochs']
     if ck is not None: get_model(learn.model).load_state_dict(ck['model'])   # resumed after its last epoch: nothing left to fit

@@ -56,7 +56,8 @@ def self_train(data:str|Path, # the labelled dataset root
     else: t_acc = (finished_run(Path(teacher).parent) or {}).get('accuracy')
     csv = out/'pseudo_labels.csv'
     init_distributed()
-    if is_main() and not csv.exists():   # the main process labels; the others wait for its file
+    fresh = csv.exists() and csv.stat().st_mtime >= Path(teacher).stat().st_mtime   # labelled by this teacher (not an older one)
+    if is_main() and not fresh:   # the main process labels; the others wait for its file
         out.mkdir(parents=True, exist_ok=True)
         with main_process_alone(): df = pseudo_labels(load_scene_model(teacher), unlabelled, threshold, per_class, progress=kwargs.get('progress', True))
         df.to_csv(csv.with_suffix('.partial'), index=False); csv.with_suffix('.partial').rename(csv)
