@@ -18,6 +18,8 @@ from PIL import Image
 import torchvision.transforms.v2 as T, torchvision.transforms.v2.functional as TF
 import fastai
 from fastai.vision.all import *
+from scene_cls.core import *
+from scene_cls.runtime import *
 from scene_cls.data import *
 from scene_cls.synthetic import *
 from scene_cls.augment import *
@@ -28,36 +30,7 @@ from scene_cls.deploy import *
 from copy import deepcopy   # after fastai's star imports, which bring names of their own (copy, datetime)
 import argparse, datetime, json, os, platform, resource, shutil, subprocess, sys, time
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get('SCENE_CLS_SHARED', REPO.parent/'shared'/'data'))
-SAMPLE, EXTRA, UNLABELLED = SHARED/'intel-sample', SHARED/'intel-extra', SHARED/'intel-unlabelled'
-TMP = Path(os.environ.get('SCENE_CLS_BENCH_TMP', '/tmp/scene_cls_bench'))
-os.environ.setdefault('SCENE_CLS_CACHE', str(TMP/'stores'))   # the image stores the benchmarks build, not in the user's cache
-
-def rss_mb() -> float:
-    "This process's peak resident memory in MB: VmHWM, which (unlike ru_maxrss) a fresh process does not inherit from its parent"
-    try: return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])/1024
-    except (OSError, StopIteration): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
-def rate(n, secs): return round(n/secs, 2)
-
-def row(group, what, compares, ours=None, plain=None, unit='images/s', note='', higher_better=True):
-    "One line of the results table; `ratio` is ours / plain (plain / ours for times, so above 1 is always better for us)"
-    r = dict(group=group, what=what, compares=compares, ours=ours, plain=plain, unit=unit, note=note, ratio=None)
-    if isinstance(ours, (int, float)) and isinstance(plain, (int, float)) and ours and plain:
-        r['ratio'] = round(ours/plain if higher_better else plain/ours, 3)
-    print(json.dumps(r), flush=True)
-    return r
-
-def not_measured(group, what, compares, why): return row(group, what, compares, note=f'not measured: {why}')
-
-# ---------------------------------------------------------------- data
-def real_files(folder:Path, n:int) -> list:
-    "`n` real images spread over the classes of `folder` (sorted, taken at an even stride), or [] when absent"
-    fs = sorted(folder.rglob('*.jpg')) if folder.is_dir() else []
-    return fs[::max(1, len(fs)//n)][:n] if len(fs) >= n else []
-
-def synthetic(n_train=40, n_valid=10, n_pred=0, size=150) -> Path:
-    return make_synthetic_scenes(TMP/f'syn_{n_train}_{n_valid}_{n_pred}_{size}', n_train=n_train, n_valid=n_valid, n_pred=n_pred, size=size)
+from bench.common import *   # where the data and the scratch folder are, a row of the table, real or synthetic files
 
 def pil_batch(files, size:int) -> torch.Tensor:
     "A plain decode: PIL open, RGB, bilinear resize, uint8 tensor batch"
@@ -634,9 +607,35 @@ def bench_gpu(quick:bool) -> list:
                     note=f"{len(get_image_files(data/'seg_train'))} synthetic scenes; one unfrozen epoch, mixed precision, channels-last"))
     return rows
 
+# ---------------------------------------------------------------- the light install, and serving under load (bench/light.py)
+def _light_models(quick:bool) -> tuple:
+    "(model.pkl, model.onnx) of a random-weights Lite0 at 224 px: the speed of start-up and serving does not depend on the weights"
+    learn, _ = _bench_model('tf_efficientnet_lite0', 224, quick=True)
+    pkl, onnx = TMP/'light'/'model.pkl', TMP/'light'/'model.onnx'
+    export_scene_learner(learn, pkl); export_onnx(learn, onnx, check=None)
+    return pkl, onnx
+
+def bench_light(quick:bool) -> list:
+    from bench.light import bench_light as light
+    _, onnx = _light_models(quick)
+    return light(quick, onnx, pred_files(synthetic(n_train=1, n_valid=1, n_pred=1))[0])
+
+def bench_serve(quick:bool) -> list:
+    from bench.light import serve_load, load_rows
+    files = real_files(EXTRA, 24) or list(pred_files(synthetic(n_train=1, n_valid=1, n_pred=24)))
+    bad = TMP/'serve-bad'; bad.mkdir(parents=True, exist_ok=True)
+    (bad/'notes.jpg').write_text('not an image'); (bad/'empty.jpg').write_bytes(b''); (bad/'cut.jpg').write_bytes(Path(files[0]).read_bytes()[:300])
+    seconds, clients, rows = (8 if quick else 60), 8, []
+    for kind, model in zip(('model.pkl', 'model.onnx'), _light_models(quick)):
+        good = {Path(r['path']): r['predicted'] for r in predict_rows(load_scene_model(model), files, progress=False)}
+        res = serve_load(model, good, sorted(bad.iterdir()), seconds, clients)
+        print(json.dumps(res), flush=True)
+        rows += load_rows(kind, res, seconds, clients)
+    return rows
+
 # ---------------------------------------------------------------- the table
 GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, app=bench_app, augment=bench_augment, dataloader=bench_dataloader, store=bench_store, memory=bench_memory,
-              accuracy=bench_accuracy, levers=bench_levers, clean=bench_clean, gpu=bench_gpu)
+              accuracy=bench_accuracy, levers=bench_levers, clean=bench_clean, light=bench_light, serve=bench_serve, gpu=bench_gpu)
 
 def _cell(v, unit):
     if v is None: return ''

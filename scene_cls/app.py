@@ -6,27 +6,25 @@ Docs: https://scene-cls.github.io/scene_cls/app.html.md"""
 
 # %% ../notebooks/07_app.ipynb #27e69db3
 from __future__ import annotations
-import itertools, os, shutil, tempfile
+import collections, contextlib, itertools, os, shutil, tempfile, threading, time
 from pathlib import Path
 import numpy as np, pandas as pd
-import scene_cls   # first: its __init__ quiets a deprecation warning that importing fastai raises
-from fastai.vision.all import *
-from pytorch_grad_cam.utils.image import show_cam_on_image
-from .data import *
+from PIL import Image
+from .core import *
+from .runtime import *
 from .synthetic import *
-from .learner import *
-from .deploy import *
 from .interpret import *
 from .predict import *
 
 # %% auto #0
-__all__ = ['APP_EXTRA', 'gradcam_overlay', 'classify_file', 'classify_files', 'upload_folder', 'forget_upload', 'example_images',
-           'scene_app', 'space_app']
+__all__ = ['APP_EXTRA', 'MAX_UPLOAD', 'gradcam_overlay', 'classify_file', 'classify_files', 'upload_folder', 'forget_upload',
+           'UploadSweeper', 'example_images', 'scene_app', 'space_app']
 
 # %% ../notebooks/07_app.ipynb #245b1c71
 def gradcam_overlay(learn:Learner, img:Image.Image, cls:str, # the learner, the image, the class to explain
                    ) -> np.ndarray:
     "`img` at the model's input size with the Grad-CAM map of class `cls` over it, RGB uint8"
+    from pytorch_grad_cam.utils.image import show_cam_on_image
     x = learn.dls.test_dl([img], bs=1).one_batch()[0]
     mp = gradcam_maps(learn.model, x, targets=[learn.dls.vocab.o2i[cls]])[0]
     pic = np.asarray(img.resize(mp.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)/255
@@ -42,7 +40,7 @@ def classify_file(model:Learner|OnnxSceneModel, f:str|Path, # the model (`load_s
     row = next(predict_rows(model, [f], progress=False))
     if row['error']: return dict(row=row, top3=None, overlay=None, message=f"Cannot classify this file. {_short(row['error'], f)}")
     top3 = {c: float(p) for c, p in (t.rsplit(':', 1) for t in row['top3'].split())}
-    overlay = gradcam_overlay(model, read_image(f), row['predicted']) if gradcam and isinstance(model, Learner) else None
+    overlay = gradcam_overlay(model, read_rgb(f), row['predicted']) if gradcam and not isinstance(model, OnnxSceneModel) else None
     return dict(row=row, top3=top3, overlay=overlay, message=f"**{row['predicted']}** ({row['confidence']:.1%})")
 
 # %% ../notebooks/07_app.ipynb #bd90a452
@@ -71,19 +69,59 @@ def forget_upload(f:str|Path, root:Path=None) -> bool:
     if f.parent != root and not any(f.parent.iterdir()): f.parent.rmdir()
     return True
 
+# %% ../notebooks/07_app.ipynb #4c99c975
+class UploadSweeper:
+    "Delete answered uploads in `root` once unused and unwritten for `age` seconds, and the empty `tmp*` files of Gradio's uploads"
+    def __init__(self, root:str|Path=None, # the upload folder; default `upload_folder()`
+                 age:float=10, # seconds an answered upload is kept after it was last written
+                ):
+        self.root, self.age = Path(root or upload_folder()).resolve(), age
+        self.using, self.answered, self.lock = collections.Counter(), set(), threading.Lock()
+
+    @contextlib.contextmanager
+    def use(self, files:list):
+        "Mark `files` as in use while the block runs; then sweep when they may go"
+        fs = [Path(f).resolve() for f in files if f]
+        with self.lock: self.using.update(fs)
+        try: yield
+        finally:
+            with self.lock: self.using.subtract(fs); self.answered.update(fs)
+            self.sweep(); self._later(self.age)
+
+    def _later(self, secs:float):
+        t = threading.Timer(secs + 0.1, self.sweep); t.daemon = True; t.start()
+
+    def _old(self, f:Path, now:float) -> bool:
+        try: return now - f.stat().st_mtime >= self.age
+        except OSError: return True
+
+    def sweep(self) -> int:
+        "Delete what may go now; how many files"
+        now, n = time.time(), 0
+        with self.lock:
+            for f in [f for f in self.answered if self.using[f] <= 0 and self._old(f, now)]:
+                n += forget_upload(f, self.root); self.answered.discard(f); del self.using[f]
+            pending = bool(self.answered)
+        for f in self.root.glob('tmp*'):
+            try:
+                if f.is_file() and f.stat().st_size == 0 and self._old(f, now): f.unlink(); n += 1
+            except OSError: pass
+        if pending: self._later(self.age/2)
+        return n
+
 # %% ../notebooks/07_app.ipynb #22d8054c
 def example_images(data:str|Path=None, # a dataset root or a folder of images; default: synthetic scenes
                    n:int=6, # how many
                    dest:str|Path=None, # where to copy them; default: a new temporary folder
                   ) -> list:
     "`n` image files to show as examples, copied into `dest`"
-    if data is None: src = L(pred_files(make_synthetic_scenes(n_train=0, n_valid=0, n_pred=n)))
+    if data is None: src = image_files(make_synthetic_scenes(n_train=0, n_valid=0, n_pred=n)/'seg_pred')
     else:
-        fs = sorted(get_image_files(valid_folder(data)))
+        fs = image_files(valid_folder(data))
         if not fs: raise SceneError(f"{data}: no images for the examples")
         by_cls = {}
         for f in fs: by_cls.setdefault(f.parent.name, []).append(f)
-        src = L(itertools.chain.from_iterable(zip(*by_cls.values())) if len(by_cls) > 1 else fs)[:n]   # one of each class in turn
+        src = list(itertools.chain.from_iterable(zip(*by_cls.values())) if len(by_cls) > 1 else fs)[:n]   # one of each class in turn
     dest = Path(dest or tempfile.mkdtemp(prefix='scene_cls_examples_')); dest.mkdir(parents=True, exist_ok=True)
     res = []
     for i, f in enumerate(src[:n]): res.append(dest/f"{i:02d}_{f.parent.name}_{f.name}"); shutil.copy(f, res[-1])
@@ -91,6 +129,7 @@ def example_images(data:str|Path=None, # a dataset root or a folder of images; d
 
 # %% ../notebooks/07_app.ipynb #a2a863e4
 APP_EXTRA = 'pip install "scene_cls[app]"   (or: pip install gradio)'
+MAX_UPLOAD = '20mb'   # `demo.launch(max_file_size=MAX_UPLOAD)`: larger uploads are refused by Gradio before they are read (a phone photo is 3-10 MB)
 
 def _gradio():
     try: import gradio
@@ -101,31 +140,29 @@ def scene_app(model:str|Path|Learner|OnnxSceneModel, # model.pkl or .onnx, or a 
               examples=None, # a dataset root or image folder for the example images; default: synthetic scenes
               gradcam:bool=True, # show Grad-CAM (PyTorch models)
               n_examples:int=6, # how many example images
+              upload_age:float=10, # seconds an answered upload stays (the same file may be in another request); then it is deleted
              ):
     "A Gradio `Blocks` app: one image -> top 3 and Grad-CAM; several -> a table and a CSV"
     gr = _gradio()
     m = load_scene_model(model) if isinstance(model, (str, Path)) else model
     ex = example_images(examples, n_examples)
     outdir = Path(tempfile.mkdtemp(prefix='scene_cls_app_'))
-    cam = gradcam and isinstance(m, Learner)
+    sweeper = UploadSweeper(age=upload_age)
+    cam = gradcam and not isinstance(m, OnnxSceneModel)
 
     def one(f, keep=False):
         "(top 3, overlay, message, None: the upload box emptied for the next file)"
         if f is None: return None, None, '', None
-        try: r = classify_file(m, f, cam)
-        finally:
-            if not keep: forget_upload(f)
+        with (contextlib.nullcontext() if keep else sweeper.use([f])): r = classify_file(m, f, cam)
         return r['top3'], r['overlay'], f"{r['message']}  \n`{Path(f).name}`", None
     def example(evt): return one(ex[evt.index], keep=True)
     example.__annotations__ = {'evt': gr.SelectData}   # how Gradio knows to pass the click (a real class, not this module's string annotation)
     def many(fs):
         "(table, CSV, None: the upload box emptied, its files being gone)"
         if not fs: return None, None, None
-        try:
+        with sweeper.use(fs):
             out = Path(tempfile.mkdtemp(dir=outdir))/'predictions.csv'
             return classify_files(m, fs, out), str(out), None
-        finally:
-            for f in fs: forget_upload(f)
 
     classes = ', '.join(m.vocab if isinstance(m, OnnxSceneModel) else m.dls.vocab)
     with gr.Blocks(title='scene_cls: scene classifier', delete_cache=(600, 600)) as demo:   # Gradio's copies of outputs: gone within 20 minutes

@@ -7,6 +7,7 @@ Docs: https://scene-cls.github.io/scene_cls/augment.html.md"""
 # %% ../notebooks/01_augment.ipynb #4693e5f0
 from __future__ import annotations
 from fastai.vision.all import *
+from .core import *
 from .data import *
 
 # %% auto #0

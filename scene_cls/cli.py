@@ -6,24 +6,11 @@ Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
 # %% ../notebooks/06_cli.ipynb #0e914572
 from __future__ import annotations
-import importlib.metadata, json, os, platform, shutil, subprocess, sys, time, urllib.request, warnings
+import json, sys
 from pathlib import Path
 from typing import Annotated
-import pandas as pd
 from fastcore.script import anno_parser
-from fastai.vision.all import set_seed, plt, torch
-from .data import *
-from .synthetic import *
-from .augment import *
-from .distributed import *
-from .weights import *
-from .learner import *
-from .deploy import *
-from .interpret import *
-from .experiment import *
-from .clean import *
-from .predict import *
-from .selftrain import *
+from .core import *
 
 # %% auto #0
 __all__ = ['COMMANDS', 'run_data', 'main']
@@ -33,6 +20,8 @@ _say = say   # once, however many processes train
 
 def run_data(data:str=None, synthetic:bool=False) -> tuple:
     "(dataset root, a line saying which data this is)"
+    from scene_cls.synthetic import make_synthetic_scenes
+    from scene_cls.data import find_scene_data
     if synthetic:
         p = make_synthetic_scenes(); return p, f"Data: SYNTHETIC scenes (asked for with --synthetic) at {p}"
     if data is not None:
@@ -80,6 +69,8 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           unfrozen_lr:float=None, # the top learning rate of the unfrozen epochs (default: lr/2)
          ):
     "Train a scene classifier; write the model, epoch log, lr_find plot, augmented batch and report to --out"
+    from scene_cls.experiment import scene_run
+    from scene_cls.selftrain import self_train
     path, line = run_data(data, synthetic); _say(line)
     kw = dict(arch=arch, weights=weights, head=head, sizes=_sizes(size, sizes), epochs=epochs, freeze_epochs=freeze_epochs,
               bs=bs, lr=lr, seed=seed, check=check, valid_pct=valid_pct, exclude=exclude, resume=resume, lr_find_it=lr_find_it, k=k,
@@ -102,6 +93,9 @@ def lr_find(data:str=None, # dataset root; default: search, then synthetic scene
             synthetic:bool=False, # use the synthetic scenes
            ):
     "Run lr_find on the frozen model; print the suggested learning rates, save the plot"
+    from fastai.vision.all import set_seed
+    from scene_cls.augment import scene_aug_dls
+    from scene_cls.learner import scene_learner, scene_lr_find
     path, line = run_data(data, synthetic); _say(line)
     set_seed(seed, reproducible=True)
     learn = scene_learner(scene_aug_dls(path, size=_sizes(size)[0], bs=bs, seed=seed), arch, weights, path=out)
@@ -117,6 +111,8 @@ def interpret(model:str, # an exported model: model.pkl of a train run, or its .
               bs:int=64, # batch size
              ):
     "Evaluate an exported model (model.pkl or .onnx) on labelled images and write the report folder"
+    from scene_cls.runtime import load_scene_model, OnnxSceneModel
+    from scene_cls.interpret import labelled_items, labelled_dl, scene_report
     m = load_scene_model(model)
     onnx = isinstance(m, OnnxSceneModel)
     src = labelled_items(data, m.vocab) if onnx else labelled_dl(m, data, bs=bs)
@@ -142,6 +138,7 @@ def clean(data:str=None, # dataset root; default: search, then synthetic scenes
           synthetic:bool=False, # use the synthetic scenes
          ):
     "Find likely mislabelled images; write them for review, and exclude.txt for train --exclude; the data is not touched"
+    from scene_cls.clean import clean_scene_data
     path, line = run_data(data, synthetic); _say(line)
     kw = dict(freeze_epochs=freeze_epochs, epochs=epochs, lr=lr) if method == 'finetune' else {}
     clean_scene_data(path, out, split, method, arch, weights, size, bs, k, seed, top=top, low_confidence=low_confidence, **kw)
@@ -155,6 +152,7 @@ def check(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # dataset root
           min_size:int=32, # images smaller than this are fatal
          ):
     "Check every image of a dataset; list the problems; exit 1 when any is fatal"
+    from scene_cls.data import find_scene_data, check_images
     path = find_scene_data(data, download=False)
     rep = check_images(path, min_size=min_size)
     if out: Path(out).parent.mkdir(parents=True, exist_ok=True); rep.to_csv(out, index=False)
@@ -171,6 +169,8 @@ def predict(model:str, # an exported model: model.pkl of a train run, or its .on
             progress:bool=True, # a progress bar (--no-progress: none)
            ):
     "Predict every file under PATHS into a CSV (one row per file); exit 1 when any file failed"
+    from scene_cls.runtime import load_scene_model, OnnxSceneModel
+    from scene_cls.predict import predict_csv
     learn = load_scene_model(model)
     if tta and isinstance(learn, OnnxSceneModel): raise SceneError("--tta needs the fastai model (model.pkl), not an ONNX file")
     missing = [p for p in paths if not Path(p).exists()]
@@ -186,12 +186,14 @@ def serve(model:str, # model.pkl of a train run, or its .onnx export
           share:bool=False, # also a public link through Gradio's share servers
           examples:str=None, # a dataset root or image folder for the example images; default: synthetic scenes
           gradcam:bool=True, # the Grad-CAM overlay (--no-gradcam: without; an ONNX model has none)
+          max_file_size:str='20mb', # a larger upload is refused before it is read (app.MAX_UPLOAD; e.g. 5mb, 500kb)
+          upload_age:float=10, # seconds an answered upload stays (the same file may be in another request); then it is deleted
          ):
     "Serve a trained model as a web demo: one image -> top 3 and Grad-CAM, several -> a table and a CSV"
     from scene_cls.app import scene_app   # imported here: the web demo is an optional extra, and comes after this notebook
-    demo = scene_app(model, examples, gradcam)
+    demo = scene_app(model, examples, gradcam, upload_age=upload_age)
     _say(f"Serving {model} at http://{host}:{port} (Ctrl+C stops)")
-    demo.launch(server_name=host, server_port=port, share=share, quiet=True)
+    demo.launch(server_name=host, server_port=port, share=share, quiet=True, max_file_size=max_file_size)
 
 # %% ../notebooks/06_cli.ipynb #dc077dca
 def _run_valid(model:Path):
@@ -206,6 +208,8 @@ def export(model:str, # model.pkl of a train run
            atol:float=1e-4, # largest allowed difference of a probability
           ):
     "Export a trained model to a self-contained ONNX file (classes and image size inside), checked against PyTorch"
+    from scene_cls.learner import load_scene_learner
+    from scene_cls.deploy import export_onnx
     model = Path(model)
     learn = load_scene_learner(model, cpu=True)
     out = Path(onnx) if onnx else model.with_suffix('.onnx')
@@ -220,10 +224,13 @@ def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root
         timeout:float=5, # seconds to wait for the weights server; 0 skips that check
        ):
     "What this machine has: devices, versions, where the data and weights are"
+    from scene_cls.experiment import env_report
     for k, v in env_report(data, timeout).items(): _say(f"{k + ':':<28}{', '.join(v) if isinstance(v, list) else v}")
 
 # %% ../notebooks/06_cli.ipynb #d768af8b
 COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'clean': clean, 'check': check, 'predict': predict, 'export': export, 'serve': serve, 'env': env}
+
+_TRAINING_STACK = ('torch', 'torchvision', 'fastai', 'timm', 'sklearn', 'cleanlab', 'pytorch_grad_cam', 'accelerate')
 
 def _usage() -> str:
     w = max(map(len, COMMANDS))
@@ -241,6 +248,10 @@ def main(argv:list=None) -> int:
     args.pop('pdb', None); args.pop('xtra', None)
     try: return f(**args) or 0
     except SceneError as e: print(f"scene-cls {cmd}: error: {e}", file=sys.stderr); return 2
+    except ModuleNotFoundError as e:
+        if e.name not in _TRAINING_STACK: raise
+        print(f"scene-cls {cmd}: error: this needs the training install (pip install scene_cls), which is not here "
+              f"(no module {e.name!r}); an exported .onnx model predicts, is evaluated and is served without it", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f"scene-cls {cmd}: interrupted" + ("; continue with --resume" if cmd == 'train' else ''), file=sys.stderr); return 130
 

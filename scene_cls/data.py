@@ -6,57 +6,20 @@ Docs: https://scene-cls.github.io/scene_cls/data.html.md"""
 
 # %% ../notebooks/00_data.ipynb #eca44a2e
 from __future__ import annotations
-import ctypes, ctypes.util, functools, gc, hashlib, json, os, shutil, time, warnings
+import hashlib, json, os, shutil, time, warnings
 import io
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, ImageOps
 from fastcore.all import *
 from fastai.vision.all import *
+from .core import *
 
 # %% auto #0
-__all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'MAX_PIXELS', 'STORE_VERSION', 'SceneError', 'renamed', 'scene_layout',
-           'colab_kaggle_secrets', 'kaggle_download', 'find_scene_data', 'check_images', 'open_image', 'SceneImage',
-           'dangling_link', 'read_image', 'SquishResize', 'default_workers', 'process_bs', 'read_exclusions',
-           'store_dir', 'ImageStore', 'image_store', 'StoredImage', 'StoreDL', 'dls_store', 'read_pseudo', 'SceneLabel',
-           'scene_dls', 'pred_files', 'scene_test_dl', 'save_figure', 'show_scene_batch', 'free_memory', 'FreeMemory']
-
-# %% ../notebooks/00_data.ipynb #ff0d6550
-CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
-KAGGLE_DATASET = 'puneet6060/intel-image-classification'
-KAGGLE_INPUT = Path('/kaggle/input/intel-image-classification')
-
-class SceneError(Exception):
-    "An error the user can fix (bad path, bad file, wrong layout): the message says what and where."
-
-def renamed(f:callable, old:str) -> callable:
-    "`f` under its first name `old`, for one release: each call warns, as fastai kept `cnn_learner` for `vision_learner`"
-    @functools.wraps(f)
-    def _old(*args, **kwargs):
-        warnings.warn(f"{old} is now {f.__name__}; the old name goes in the next release", FutureWarning, stacklevel=2)
-        return f(*args, **kwargs)
-    return _old
-
-# %% ../notebooks/00_data.ipynb #9773cab6
-_SPLIT_NAMES = dict(train=('seg_train','train'), valid=('seg_test','valid','test','val'), pred=('seg_pred','pred'))
-
-def _split_dir(root:Path, names) -> Path|None:
-    "First of `root/name/name` (Kaggle nesting) or `root/name` that exists, for each of `names`"
-    for n in names:
-        for p in (root/n/n, root/n):
-            if p.is_dir(): return p
-    return None
-
-def scene_layout(path:str|Path, # dataset root, in the Kaggle (nested) or a flat layout
-                ) -> dict:
-    "Folders of the `train`, `valid` and `pred` splits under `path` (`valid`, `pred` may be `None`)"
-    root = Path(path).expanduser()
-    if not root.is_dir(): raise SceneError(f"{root}: no such folder")
-    res = {k: _split_dir(root, v) for k,v in _SPLIT_NAMES.items()}
-    if res['train'] is None:
-        raise SceneError(f"{root}: no training folder; expected one of "
-                         f"{', '.join(n+'/'+n+'/<class>' for n in _SPLIT_NAMES['train'][:1])} or train/<class>")
-    return res
+__all__ = ['STORE_VERSION', 'colab_kaggle_secrets', 'kaggle_download', 'find_scene_data', 'check_images', 'SceneImage',
+           'read_image', 'SquishResize', 'default_workers', 'process_bs', 'read_exclusions', 'store_dir', 'ImageStore',
+           'image_store', 'StoredImage', 'StoreDL', 'dls_store', 'read_pseudo', 'SceneLabel', 'scene_dls', 'pred_files',
+           'scene_test_dl', 'show_scene_batch', 'FreeMemory']
 
 # %% ../notebooks/00_data.ipynb #218412b1
 def _kaggle_credentials() -> bool:
@@ -193,22 +156,6 @@ def check_images(path:str|Path, # dataset root (any layout `scene_layout` accept
     return pd.DataFrame(rows, columns=['path','split','label','problem','detail','fatal'])
 
 # %% ../notebooks/00_data.ipynb #b1a92a69
-def _to_8bit(im:Image.Image) -> Image.Image:
-    "16-bit grayscale (PIL modes `I;16*`, and `I` holding values above 255) scaled to 8-bit `L`; other modes as they are"
-    if not (im.mode.startswith('I;16') or im.mode == 'I'): return im
-    a = np.asarray(im).astype(np.float64)
-    top = 65535 if im.mode.startswith('I;16') or a.max() > 255 else 255
-    return Image.fromarray((a*255/top).round().clip(0, 255).astype(np.uint8), 'L')
-
-def open_image(f:str|Path|Image.Image, # a file, or an image already opened
-              ) -> Image.Image:
-    "The image in `f` as RGB, as a viewer shows it: EXIF orientation applied, high bit depths scaled to 8 bits"
-    if isinstance(f, Image.Image): im = ImageOps.exif_transpose(f)   # a copy: the caller's image stays as it is
-    else:
-        with Image.open(f) as im: im.load(); ImageOps.exif_transpose(im, in_place=True)
-    im = _to_8bit(im)
-    return im if im.mode == 'RGB' else im.convert('RGB')
-
 class SceneImage(PILImage):
     "fastai's `PILImage`, opened with `open_image`"
     @classmethod
@@ -219,33 +166,12 @@ class SceneImage(PILImage):
         return super().create(fn, **kwargs)
 
 # %% ../notebooks/00_data.ipynb #37fe9ea0
-def dangling_link(f:Path) -> bool:
-    "Whether `f` is a symbolic link to nothing (an input of its own, with its own error)"
-    return f.is_symlink() and not f.exists()
-
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
-
 def read_image(f:str|Path, # an image file
                min_size:int=8, # fewer pixels a side is an error
                max_pixels:int=MAX_PIXELS, # more pixels in all is an error (decompression bombs)
               ) -> SceneImage:
-    "The image in `f`, decoded, as RGB; `SceneError` naming the file and the problem otherwise"
-    f = Path(f)
-    if dangling_link(f): raise SceneError(f"{f}: a link to {os.readlink(f)}, which does not exist")
-    if not f.exists(): raise SceneError(f"{f}: no such file")
-    if f.is_dir(): raise SceneError(f"{f}: is a folder")
-    if f.stat().st_size == 0: raise SceneError(f"{f}: empty file (0 bytes)")
-    try:
-        with Image.open(f) as im:   # opened once: the size is checked before a pixel is decoded
-            w, h = im.size
-            if w*h > max_pixels: raise SceneError(f"{f}: too large ({w}x{h} = {w*h:,} pixels, at most {max_pixels:,})")
-            img = open_image(im)
-    except SceneError: raise
-    except Image.DecompressionBombError as e: raise SceneError(f"{f}: too large ({e})") from None
-    except Image.UnidentifiedImageError: raise SceneError(f"{f}: not an image (PIL cannot identify it)") from None
-    except Exception as e: raise SceneError(f"{f}: corrupt image ({type(e).__name__}: {e})") from None
-    if min(img.size) < min_size: raise SceneError(f"{f}: too small ({img.size[0]}x{img.size[1]}, at least {min_size}px a side)")
-    return SceneImage(img)
+    "`read_rgb` (the one reader, `scene_cls.core`) as fastai's image type: what a learner's `test_dl` takes"
+    return SceneImage(read_rgb(f, min_size, max_pixels))
 
 # %% ../notebooks/00_data.ipynb #cfb2147a
 def _check_summary(rep:pd.DataFrame, n:int=20) -> str:
@@ -561,14 +487,6 @@ def scene_test_dl(dls:DataLoaders, path:str|Path, **kwargs):
     return dls.test_dl(pred_files(path), **kwargs)
 
 # %% ../notebooks/00_data.ipynb #cbc83b7c
-def save_figure(fig:plt.Figure, fname:str|Path=None, # save here as PNG (folders made as needed); None: don't save
-                dpi:int=80) -> plt.Figure:
-    "Save `fig` to `fname` when one is given; return `fig`"
-    if fname is not None:
-        Path(fname).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(fname, dpi=dpi, bbox_inches='tight')
-    return fig
-
 def show_scene_batch(dls:DataLoaders, fname:str|Path=None, # save the picture here as PNG
                      max_n:int=16, nrows:int=None, ncols:int=None, **kwargs) -> plt.Figure:
     "`dls.show_batch`, saved to `fname`"
@@ -576,18 +494,6 @@ def show_scene_batch(dls:DataLoaders, fname:str|Path=None, # save the picture he
     return save_figure(plt.gcf(), fname)
 
 # %% ../notebooks/00_data.ipynb #2646b6d4
-def _malloc_trim():
-    try: return ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim
-    except Exception: return None   # not glibc (macOS, Windows, musl): nothing to trim
-
-_trim = _malloc_trim()
-
-def free_memory() -> bool:
-    "Collect garbage cycles and give freed heap pages back to the system; whether the heap could be trimmed"
-    gc.collect()
-    if _trim: _trim(0)
-    return _trim is not None
-
 class FreeMemory(Callback):
     "`free_memory` every `every` batches (never when 0), so memory stays flat over a long `get_preds`"
     order = 100

@@ -11,19 +11,11 @@ from pathlib import Path
 from contextlib import contextmanager
 from fastai.vision.all import *
 from fastai.distributed import DistributedDL
+from .core import *
 
 # %% auto #0
-__all__ = ['n_processes', 'is_main', 'init_distributed', 'broadcast_value', 'barrier', 'sync_batchnorm', 'plain_batchnorm',
-           'has_sync_bn', 'distributed', 'finish_distributed', 'main_process_alone', 'launch']
-
-# %% ../notebooks/01a_distributed.ipynb #ca845c97
-def n_processes() -> int:
-    "How many processes train together: 1 unless launched by `accelerate launch`, `torchrun` or `notebook_launcher`"
-    return max(num_distrib(), 1)
-
-def is_main() -> bool:
-    "Whether this process is the one that writes files (rank 0; also true in a single process)"
-    return rank_distrib() == 0
+__all__ = ['init_distributed', 'broadcast_value', 'barrier', 'sync_batchnorm', 'plain_batchnorm', 'has_sync_bn', 'distributed',
+           'finish_distributed', 'main_process_alone', 'launch']
 
 # %% ../notebooks/01a_distributed.ipynb #4bc5952f
 def _joined() -> bool: return torch.distributed.is_available() and torch.distributed.is_initialized()

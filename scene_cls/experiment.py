@@ -10,6 +10,7 @@ import contextlib, importlib.metadata, json, os, platform, shutil, subprocess, t
 from pathlib import Path
 import pandas as pd
 from fastai.vision.all import set_seed, plt, torch, listify, ifnone
+from .core import *
 from .data import *
 from .augment import *
 from .distributed import *
@@ -18,7 +19,7 @@ from .learner import *
 from .interpret import *
 
 # %% auto #0
-__all__ = ['gpu_names', 'env_report', 'say', 'finished_run', 'scene_run', 'training_curves']
+__all__ = ['gpu_names', 'env_report', 'finished_run', 'scene_run', 'training_curves']
 
 # %% ../notebooks/03a_experiment.ipynb #f9106e01
 def _version(pkg:str) -> str:
@@ -60,10 +61,6 @@ def env_report(data:str=None, # a dataset root to check instead of searching
             'weights downloadable': _reachable(r50, timeout) if timeout else 'not checked'}
 
 # %% ../notebooks/03a_experiment.ipynb #224a0492
-def say(*msg):
-    "Print once, however many processes run"
-    if is_main(): print(*msg, flush=True)
-
 _SAME = ('data', 'arch', 'weights', 'head', 'sizes', 'epochs', 'freeze_epochs', 'bs', 'seed', 'check', 'valid_pct', 'exclude')
 
 def finished_run(out:str|Path) -> dict|None:

@@ -9,17 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import numpy as np, pandas as pd
-from fastai.vision.all import *
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from pytorch_grad_cam.utils.image import show_cam_on_image
-from .data import *
-from .learner import *
-from .deploy import *
+import matplotlib.pyplot as plt
+from .core import *
+from .runtime import *
 
 # %% auto #0
-__all__ = ['confusion', 'scene_metrics', 'valid_folder', 'labelled_items', 'labelled_dl', 'scene_preds', 'scene_top_losses',
-           'plot_confusion', 'top_losses_grid', 'gradcam_maps', 'gradcam_grid', 'SceneReport', 'scene_report']
+__all__ = ['confusion', 'scene_metrics', 'valid_folder', 'labelled_items', 'labelled_dl', 'cross_entropy', 'scene_preds',
+           'scene_top_losses', 'plot_confusion', 'top_losses_grid', 'gradcam_maps', 'gradcam_grid', 'SceneReport',
+           'scene_report']
 
 # %% ../notebooks/03_interpret.ipynb #c63bde31
 def confusion(y_true, y_pred, n:int) -> np.ndarray:
@@ -54,42 +51,56 @@ def valid_folder(path:str|Path) -> Path:
     try: return scene_layout(p)['valid'] or p
     except SceneError: return p
 
-def labelled_items(path:str|Path, vocab) -> L:
+def labelled_items(path:str|Path, vocab) -> list:
     "The images in `path`'s class folders named in `vocab` (or in its validation split, for a dataset root), sorted"
-    p = valid_folder(path)
-    items = L(f for f in get_image_files(p) if f.parent.name in vocab)
+    items = [f for f in image_files(valid_folder(path)) if f.parent.name in vocab]
     if not items: raise SceneError(f"{path}: no images in class folders named {list(vocab)}")
-    return L(sorted(items))
+    return items
 
 def labelled_dl(learn:Learner, path:str|Path, bs:int=None) -> TfmdDL:
     "A labelled `DataLoader` over `labelled_items(path)`, with the learner's validation transforms"
     return learn.dls.test_dl(labelled_items(path, learn.dls.vocab), with_labels=True, bs=bs or learn.dls.bs)
+
+def cross_entropy(logits:np.ndarray, # (n, classes)
+                  targs:np.ndarray, # (n,) class indices
+                  label_smoothing:float=0.0, # as the training loss had it
+                 ) -> np.ndarray:
+    "Each row's cross-entropy loss, as PyTorch's (and fastai's `LabelSmoothingCrossEntropy`) computes it, in numpy"
+    z = logits.astype(np.float64); z = z - z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    nll = -logp[np.arange(len(targs)), targs]
+    return ((1 - label_smoothing)*nll - label_smoothing*logp.mean(1)).astype(np.float32)
 
 def _onnx_outputs(model:OnnxSceneModel, items, bs:int) -> tuple:
     "(probabilities, targets, losses) of an ONNX model over labelled files, the loss as the learner computed it"
     res = list(onnx_preds(model, items, bs))
     bad = [e for _, e, _, _ in res if e]
     if bad: raise SceneError(f"{len(bad)} labelled image(s) cannot be read: " + '; '.join(bad[:3]))
-    probs, logits = (torch.from_numpy(np.stack([r[i] for r in res])) for i in (2, 3))
-    targs = tensor([model.vocab.index(Path(f).parent.name) for f in items])
-    return probs, targs, F.cross_entropy(logits, targs, reduction='none', label_smoothing=model.label_smoothing)
+    probs, logits = (np.stack([r[i] for r in res]) for i in (2, 3))
+    targs = np.array([model.vocab.index(Path(f).parent.name) for f in items])
+    return probs, targs, cross_entropy(logits, targs, model.label_smoothing)
+
+def _learner_outputs(learn:Learner, dl, free_every:int) -> tuple:
+    "(items, probabilities, targets, losses) of a fastai learner over `dl` (default: its validation set)"
+    from scene_cls.data import FreeMemory
+    dl = dl if dl is not None else learn.dls.valid
+    probs, targs, losses = learn.get_preds(dl=dl, with_loss=True, cbs=FreeMemory(free_every))
+    return dl.items, probs.numpy(), targs.numpy(), losses.numpy()
 
 def scene_preds(learn:Learner|OnnxSceneModel, dl=None, # a labelled DataLoader (default: the validation set); for an ONNX model, `labelled_items`
                 free_every:int=16, # `free_memory` every this many batches (0: never)
                 bs:int=64, # an ONNX model's batch size
                ) -> tuple:
-    "(DataFrame with path, actual, predicted, confidence, loss per image; probabilities) for `dl`"
+    "(DataFrame with path, actual, predicted, confidence, loss per image; probabilities as a numpy array) for `dl`"
     if isinstance(learn, OnnxSceneModel):
         if dl is None: raise SceneError("an ONNX model has no validation set of its own: pass the labelled files (labelled_items)")
         items, vocab = list(dl), learn.vocab
         probs, targs, losses = _onnx_outputs(learn, items, bs)
     else:
-        dl = ifnone(dl, learn.dls.valid); items, vocab = dl.items, learn.dls.vocab
-        probs, targs, losses = learn.get_preds(dl=dl, with_loss=True, cbs=FreeMemory(free_every))
+        (items, probs, targs, losses), vocab = _learner_outputs(learn, dl, free_every), learn.dls.vocab
     pred = probs.argmax(1)
     df = pd.DataFrame(dict(path=[str(p) for p in items], actual=[vocab[i] for i in targs], predicted=[vocab[i] for i in pred],
-                           confidence=probs.max(1).values.numpy(), p_actual=probs[torch.arange(len(targs)), targs].numpy(),
-                           loss=losses.numpy()))
+                           confidence=probs.max(1), p_actual=probs[np.arange(len(targs)), targs], loss=losses))
     df['correct'] = df.actual == df.predicted
     return df, probs
 
@@ -129,7 +140,7 @@ def top_losses_grid(top:pd.DataFrame, # rows of `scene_top_losses`
     "The images of `top`, each titled with its actual and predicted class, confidence and loss"
     fig, axs = _grid(len(top), ncols)
     for ax, r in zip(axs, top.itertuples()):
-        show_image(SceneImage.create(r.path), ax=ax); ax.set_title(_title(r), fontsize=9)
+        ax.imshow(open_image(r.path)); ax.axis('off'); ax.set_title(_title(r), fontsize=9)
     fig.suptitle('Top losses'); fig.tight_layout()
     return save_figure(fig, fname)
 
@@ -139,10 +150,13 @@ def gradcam_maps(model:nn.Module, x:Tensor, # a normalized batch, as the model s
             layer:nn.Module=None, # default: the model's body, `model[0]`
            ) -> np.ndarray:
     "Grad-CAM maps (n, h, w) in [0, 1] for the batch `x`"
-    model = model.eval(); layer = ifnone(layer, model[0])
+    import torch
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    model = model.eval(); layer = model[0] if layer is None else layer
     # a plain tensor (fastai's TensorImage subclass breaks grad-cam's in-place detach), which needs gradients
     # so that they flow even when every parameter is frozen
-    x = x.detach().as_subclass(Tensor).clone().requires_grad_(True)
+    x = x.detach().as_subclass(torch.Tensor).clone().requires_grad_(True)
     if targets is None:
         with torch.no_grad(): targets = model(x).argmax(1).tolist()
     with GradCAM(model=model, target_layers=[layer]) as cam:
@@ -152,6 +166,7 @@ def gradcam_maps(model:nn.Module, x:Tensor, # a normalized batch, as the model s
 def gradcam_grid(learn:Learner, top:pd.DataFrame, # rows of `scene_top_losses`
                  fname:str|Path=None, ncols:int=3) -> plt.Figure:
     "Grad-CAM of the predicted class over each image of `top`"
+    from pytorch_grad_cam.utils.image import show_cam_on_image
     dl = learn.dls.test_dl(list(top.path), bs=len(top))
     x = dl.one_batch()[0]
     maps = gradcam_maps(learn.model, x, targets=[learn.dls.vocab.o2i[p] for p in top.predicted])
@@ -166,7 +181,7 @@ def gradcam_grid(learn:Learner, top:pd.DataFrame, # rows of `scene_top_losses`
 # %% ../notebooks/03_interpret.ipynb #8080189e
 class SceneReport:
     "Metrics, per-image predictions and pictures of one evaluation, as written to `folder`"
-    def __init__(self, metrics:dict, preds:pd.DataFrame, folder:Path): store_attr()
+    def __init__(self, metrics:dict, preds:pd.DataFrame, folder:Path): self.metrics, self.preds, self.folder = metrics, preds, folder
     def _per_class_md(self):
         rows = [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for c, v in self.metrics['per_class'].items()]
         return '\n'.join(['| class | precision | recall | F1 | support |', '|---|---|---|---|---|'] + rows)
@@ -204,7 +219,7 @@ def scene_report(learn:Learner|OnnxSceneModel, folder:str|Path, # where the repo
     m = scene_metrics(preds.actual.map(vocab.index), preds.predicted.map(vocab.index), vocab)
     top = scene_top_losses(preds, k)
     m['top_losses'] = top[['path', 'actual', 'predicted', 'confidence', 'loss']].to_dict('records')
-    m['caption'] = caption = ifnone(caption, getattr(learn, 'caption', None))
+    m['caption'] = caption = caption if caption is not None else getattr(learn, 'caption', None)
     (folder/'metrics.json').write_text(json.dumps(m, indent=1))
     preds.to_csv(folder/'predictions.csv', index=False)
     _save_captioned(plot_confusion(m), folder/'confusion_matrix.png', caption, dpi=90)

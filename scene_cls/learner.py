@@ -13,6 +13,7 @@ from fastai.vision.all import *
 from fastai.learner import SkipToEpoch
 from fastai.vision.learner import _resnet_split, TimmBody
 from fastai.callback.channelslast import *
+from .core import *
 from .data import *
 from .augment import *
 from .distributed import *

@@ -8,11 +8,9 @@ Docs: https://scene-cls.github.io/scene_cls/predict.html.md"""
 from __future__ import annotations
 import csv, os, time
 from pathlib import Path
-from fastai.vision.all import *
-from fastprogress.fastprogress import progress_bar
-from .data import *
-from .learner import *
-from .deploy import *
+import numpy as np
+from .core import *
+from .runtime import *
 
 # %% auto #0
 __all__ = ['list_inputs', 'predict_rows', 'predict_csv', 'predictions_grid']
@@ -21,15 +19,15 @@ __all__ = ['list_inputs', 'predict_rows', 'predict_csv', 'predictions_grid']
 def list_inputs(paths) -> list:
     "Every input file under `paths` (files as given, folders recursively, hidden files skipped), in a stable order"
     res = []
-    for p in map(Path, listify(paths)):
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if p.is_dir(): res += sorted(f for f in p.rglob('*') if (f.is_file() or dangling_link(f)) and not any(s.startswith('.') for s in f.relative_to(p).parts))
         else: res.append(p)
     return res
 
 # %% ../notebooks/05_predict.ipynb #7d4bc727
-def _top(probs:Tensor, vocab, k:int=3) -> str:
-    v, i = tensor(probs).topk(min(k, len(vocab)))
-    return ' '.join(f"{vocab[j]}:{p:.4f}" for p, j in zip(v.tolist(), i.tolist()))
+def _top(probs, vocab, k:int=3) -> str:
+    p = np.asarray(probs, dtype=np.float64); i = np.argsort(-p, kind='stable')[:min(k, len(vocab))]
+    return ' '.join(f"{vocab[j]}:{p[j]:.4f}" for j in i)
 
 def _row(f, err:str='', probs=None, vocab=None) -> dict:
     r = dict(path=str(f), predicted='', confidence='', top3='', error=err)
@@ -38,24 +36,17 @@ def _row(f, err:str='', probs=None, vocab=None) -> dict:
 
 def _bar(gen, show:bool, total:int=None):
     "`gen` with a progress bar when `show`; `gen` itself otherwise (fastprogress's console bar prints its fill character even when hidden)"
-    return progress_bar(gen, total=total, leave=False) if show else gen
+    if not show: return gen
+    from fastprogress.fastprogress import progress_bar
+    return progress_bar(gen, total=total, leave=False)
 
 def _onnx_rows(model:OnnxSceneModel, files:list, bs:int, tta:bool, min_size:int, progress:bool):
     if tta: raise SceneError("test-time augmentation needs the fastai model (model.pkl), not an ONNX file")
     for f, err, p, _ in _bar(onnx_preds(model, files, bs, min_size), progress and len(files) > 4*bs, total=len(files)):
         yield _row(f, err, p, model.vocab)
 
-def predict_rows(learn:Learner|OnnxSceneModel, paths, # a fastai learner or an ONNX model (`load_scene_model`); files and folders
-                 bs:int=64, # batch size
-                 tta:bool=False, # test-time augmentation
-                 chunk:int=None, # files read at a time; default 4*bs
-                 min_size:int=8, # smaller images get an error row
-                 progress:bool=True, # a progress bar over the files
-                 free_every:int=4, # `free_memory` after every this many chunks (0: never)
-                ):
-    "One dict per input file: path, predicted, confidence, top3, error (empty when it was predicted)"
-    files, chunk = list_inputs(paths), chunk or 4*bs
-    if isinstance(learn, OnnxSceneModel): yield from _onnx_rows(learn, files, bs, tta, min_size, progress); return
+def _learner_rows(learn:Learner, files:list, bs:int, tta:bool, min_size:int, progress:bool, chunk:int, free_every:int):
+    from scene_cls.data import read_image
     vocab = learn.dls.vocab
     for n, s in enumerate(_bar(range(0, len(files), chunk), progress and len(files) > chunk)):
         rows, good = [], []
@@ -70,7 +61,24 @@ def predict_rows(learn:Learner|OnnxSceneModel, paths, # a fastai learner or an O
         yield from rows
         if free_every and n % free_every == free_every - 1: free_memory()   # past chunks' images and DataLoaders go now, not at Python's next full collection
 
-def predict_csv(learn:Learner|OnnxSceneModel, paths, out:str|Path, **kwargs) -> dict:
+def predict_rows(learn:Learner|OnnxSceneModel, # a fastai learner or an ONNX model (`load_scene_model`)
+                 paths, # files and folders
+                 bs:int=64, # batch size
+                 tta:bool=False, # test-time augmentation
+                 chunk:int=None, # files read at a time; default 4*bs
+                 min_size:int=8, # smaller images get an error row
+                 progress:bool=True, # a progress bar over the files
+                 free_every:int=4, # `free_memory` after every this many chunks (0: never)
+                ):
+    "One dict per input file: path, predicted, confidence, top3, error (empty when it was predicted)"
+    files, chunk = list_inputs(paths), chunk or 4*bs
+    if isinstance(learn, OnnxSceneModel): yield from _onnx_rows(learn, files, bs, tta, min_size, progress)
+    else: yield from _learner_rows(learn, files, bs, tta, min_size, progress, chunk, free_every)
+
+def predict_csv(learn:Learner|OnnxSceneModel, # a fastai learner or an ONNX model
+                paths, # files and folders
+                out:str|Path, # the CSV to write
+                **kwargs) -> dict:
     "Write `predict_rows` to the CSV `out`, row by row; return the counts"
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     n = ok = 0; t0 = time.time()
@@ -88,13 +96,14 @@ def predictions_grid(preds:pd.DataFrame|str|Path, # `predict_csv`'s CSV, or its 
                      caption:str=None, # a line above the title (e.g. 'QUICK MODE')
                     ) -> plt.Figure:
     "The first `n` predicted images of `preds`, each titled with its predicted class and confidence"
+    import pandas as pd, matplotlib.pyplot as plt
     df = pd.read_csv(preds) if isinstance(preds, (str, Path)) else preds
     df = df[df.error.isna() | (df.error == '')].head(n)
     nrows = max(1, (len(df) + ncols - 1)//ncols)
     fig, axs = plt.subplots(nrows, ncols, figsize=(2.6*ncols, 2.9*nrows), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, df.itertuples()):
-        ax.imshow(read_image(r.path)); ax.set_title(f"{r.predicted} ({r.confidence:.0%})\n{Path(r.path).name}", fontsize=9)
+        ax.imshow(read_rgb(r.path)); ax.set_title(f"{r.predicted} ({r.confidence:.0%})\n{Path(r.path).name}", fontsize=9)
     title = f'Predicted classes of {len(df)} images'
     fig.suptitle(f'{caption}\n{title}' if caption else title, color='darkred' if caption else 'black'); fig.tight_layout()
     return save_figure(fig, fname)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import pandas as pd
+from .core import *
+from .runtime import *
 from .data import *
 from .distributed import *
 from .learner import *

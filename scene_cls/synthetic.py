@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from .data import CLASSES
+from .core import CLASSES
 
 # %% auto #0
 __all__ = ['synthetic_scene', 'make_synthetic_scenes', 'make_broken_images']

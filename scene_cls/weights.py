@@ -10,7 +10,7 @@ import importlib, os, re, shutil, urllib.request, warnings
 from pathlib import Path
 import timm, torch, torchvision
 from torch import nn
-from .data import SceneError
+from .core import SceneError
 
 # %% auto #0
 __all__ = ['PLACES365_URL', 'no_weights', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'state_dict_from',

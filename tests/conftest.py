@@ -48,3 +48,14 @@ def mixed_folder(synthetic, folder, n_good:int) -> dict:
     for f in sorted((synthetic/'seg_pred/seg_pred').iterdir())[:n_good]: shutil.copy(f, folder/f.name)
     (folder/'notes.txt').write_text('a file that is not an image at all')
     return kinds
+
+@pytest.fixture(scope='session')
+def exported(synthetic, tmp_path_factory):
+    "A short train run on synthetic scenes (`TINY`), and its model exported to ONNX by `scene-cls export`: (run folder, export's result)"
+    pytest.importorskip('onnxruntime', reason="the onnx extra is not installed (pip install 'scene_cls[onnx]')")
+    out = tmp_path_factory.mktemp('onnx_run')/'run'
+    r = run_cli('train', '--data', synthetic, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', out, '--k', 2)
+    assert r.returncode == 0, r.stderr
+    r = run_cli('export', out/'model.pkl', '--onnx', out/'scenes.onnx')
+    assert r.returncode == 0, r.stderr
+    return out, r

@@ -28,7 +28,7 @@ def app(synthetic, tmp_path_factory):
     port, uploads = free_port(), tmp/'uploads'
     env = {**os.environ, 'GRADIO_TEMP_DIR': str(uploads), 'GRADIO_ANALYTICS_ENABLED': 'False', 'MPLBACKEND': 'Agg'}
     log = open(tmp/'serve.log', 'w')
-    proc = subprocess.Popen(scene_cls_cmd() + ['serve', str(tmp/'run/model.pkl'), '--port', str(port), '--examples', str(synthetic)],
+    proc = subprocess.Popen(scene_cls_cmd() + ['serve', str(tmp/'run/model.pkl'), '--port', str(port), '--examples', str(synthetic), '--upload-age', '1'],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f'http://127.0.0.1:{port}/'
     for _ in range(240):
@@ -63,7 +63,13 @@ def upload(page, f, expect):
                            arg=[Path(f).name, expect], timeout=60_000)
     return page.locator('#status').inner_text()
 
-def uploaded_names(app): return sorted(f.name for f in app['uploads'].rglob('*') if f.is_file())
+def uploaded_names(app, wait:float=10) -> list:
+    "The files left in the upload folder once the answered ones may go (the server runs with --upload-age 1)"
+    t = time.time()
+    while True:
+        left = sorted(f.name for f in app['uploads'].rglob('*') if f.is_file() and not f.name.startswith('tmp'))
+        if not left or time.time() - t > wait: return left
+        time.sleep(0.5)
 
 def test_an_image_gets_what_predict_gives(app, page, synthetic, tmp_path):
     f = sorted((synthetic/'seg_test/seg_test/forest').iterdir())[0]
@@ -77,7 +83,7 @@ def test_an_image_gets_what_predict_gives(app, page, synthetic, tmp_path):
     assert want.predicted in top3.splitlines()[1:3], top3                    # the label's heading
     page.wait_for_selector('#gradcam img', timeout=30_000)                     # the Grad-CAM overlay is shown
     shot(page, app, 'app_one_image.png')
-    assert 'my_scene.jpg' not in uploaded_names(app)                          # the upload is gone once answered
+    assert 'my_scene.jpg' not in uploaded_names(app)                          # the upload is gone once answered (within --upload-age)
 
 def test_bad_files_are_a_message_in_the_page(app, page, tmp_path):
     (tmp_path/'notes.jpg').write_text('this is text, not a JPEG')

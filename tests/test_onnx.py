@@ -2,19 +2,9 @@
 import json
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
-from conftest import run_cli, mixed_folder, TINY
+from conftest import run_cli, mixed_folder
 
 pytest.importorskip('onnxruntime', reason="the onnx extra is not installed (pip install 'scene_cls[onnx]')")
-
-@pytest.fixture(scope='module')
-def exported(synthetic, tmp_path_factory):
-    "A short train run on synthetic scenes, and its model exported to ONNX by `scene-cls export`"
-    out = tmp_path_factory.mktemp('onnx_run')/'run'
-    r = run_cli('train', '--data', synthetic, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', out, '--k', 2)
-    assert r.returncode == 0, r.stderr
-    r = run_cli('export', out/'model.pkl', '--onnx', out/'scenes.onnx')
-    assert r.returncode == 0, r.stderr
-    return out, r
 
 def test_export_checks_against_pytorch_on_the_runs_images(exported, synthetic):
     out, r = exported

@@ -1,0 +1,172 @@
+"""The light install and the web demo under load: start-up of the commands, install sizes, and `scene-cls serve`
+answering several clients at once. Imports no torch itself (the models it serves are made by `bench.run`)."""
+from __future__ import annotations
+import importlib.metadata as md, json, os, random, shutil, socket, statistics, subprocess, sys, threading, time
+from pathlib import Path
+from packaging.requirements import Requirement
+from bench.common import *
+
+BIN = Path(sys.executable).parent
+
+def run_env(bin_dir:Path, *args, timeout=600, **kw) -> subprocess.CompletedProcess:
+    "Run the program `args[0]` of the environment `bin_dir` with `args[1:]`, in that environment alone (no PYTHONPATH)"
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV', 'PYTHONHOME')}
+    env.update(MPLBACKEND='Agg', PYTHONUNBUFFERED='1', **kw.pop('env', {}))
+    return subprocess.run([str(bin_dir/args[0])] + [str(a) for a in args[1:]], capture_output=True, text=True, env=env, timeout=timeout, **kw)
+
+def light_env(folder:Path, app:bool=False) -> Path:
+    "A fresh virtual environment with the light install of the README (and gradio when `app`): its bin folder"
+    b = folder/'bin'
+    if not (b/'scene-cls').exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run([sys.executable, '-m', 'venv', folder], check=True)
+        for args in (['-r', REPO/'requirements-runtime.txt'], ['--no-deps', REPO]):
+            r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', *args, timeout=1200)
+            if r.returncode: raise RuntimeError(f"pip install {args} failed: {r.stderr[-2000:]}")
+    if app and run_env(b, 'python', '-c', 'import gradio').returncode:
+        r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', 'gradio>=5', timeout=1200)
+        if r.returncode: raise RuntimeError(f"pip install gradio failed: {r.stderr[-2000:]}")
+    return b
+
+def tree_mb(folder:Path) -> float:
+    return sum(f.stat().st_size for f in Path(folder).rglob('*') if f.is_file() and not f.is_symlink())/2**20
+
+def site_mb(bin_dir:Path) -> float:
+    "Installed size of an environment's packages, less pip and setuptools (which every environment has)"
+    sp = Path(run_env(bin_dir, 'python', '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])').stdout.strip())
+    return tree_mb(sp) - sum(tree_mb(p) for p in sp.glob('pip*')) - sum(tree_mb(p) for p in sp.glob('setuptools*'))
+
+def closure_mb(names:list) -> tuple:
+    "(MB, count) of the installed distributions that `names` need, recursively (this environment's, no extras)"
+    seen, todo = set(), [n.lower().replace('_', '-') for n in names]
+    while todo:
+        n = todo.pop()
+        if n in seen: continue
+        try: d = md.distribution(n)
+        except md.PackageNotFoundError: continue
+        seen.add(n)
+        for r in d.requires or []:
+            if 'extra ==' in r: continue
+            todo.append(Requirement(r).name.lower().replace('_', '-'))
+    size = sum(sum((f.size or 0) for f in (md.distribution(n).files or [])) for n in seen)
+    return size/2**20, len(seen)
+
+def best_time(n:int, f) -> float:
+    ts = []
+    for _ in range(n): t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return round(min(ts), 3)
+
+def bench_light(quick:bool, onnx:Path=None, one:Path=None) -> list:
+    "Start-up of the commands in the light and the full install, against importing the whole package (what each command did before); install sizes"
+    lb = light_env(TMP/'light-venv-runtime', app=False)
+    rows, n = [], (1 if quick else 5)
+    eager = best_time(n, lambda: run_env(BIN, 'python', '-c', 'import scene_cls.all'))
+    cases = [('scene-cls --help', ('--help',)), ('scene-cls predict --help', ('predict', '--help'))]
+    if onnx: cases.append(('scene-cls predict model.onnx of one image', ('predict', onnx, one, '--out', TMP/'one.csv', '--no-progress')))
+    for name, args in cases:
+        for env_name, b in (('light install', lb), ('full install', BIN)):
+            def go():
+                r = run_env(b, 'scene-cls', *args, cwd=TMP)
+                if r.returncode: raise RuntimeError(f"{name} in the {env_name}: {r.stderr[-1000:]}")
+            rows.append(row('light', f'start-up: {name}, {env_name}', 'the command, start to exit / importing the whole package (`import scene_cls.all`, what every command imported before)',
+                            best_time(n, go), eager, unit='s', higher_better=False, note=f'best of {n}; random-weights Lite0 224px for the ONNX case'))
+    light_mb = site_mb(lb)
+    full_mb, n_full = closure_mb(['scene_cls'])
+    rows.append(row('light', 'installed size: the light install (requirements-runtime.txt + scene_cls --no-deps)', 'light / full install (`pip install scene_cls`)',
+                    round(light_mb), round(full_mb), unit='MB', higher_better=False,
+                    note=f'site-packages without pip/setuptools; full: the {n_full} distributions scene_cls needs here, torch with the CUDA libraries pip installs on Linux'))
+    what, compares = 'installed size: the light install with the web demo (space/requirements-onnx.txt)', 'light + gradio / full install + gradio + onnxruntime'
+    if quick: rows.append(not_measured('light', what, compares, 'quick mode (a second environment to install)')); return rows
+    light_app_mb = site_mb(light_env(TMP/'light-venv-app', app=True))
+    app_mb, n_app = closure_mb(['scene_cls', 'gradio', 'onnxruntime'])
+    rows.append(row('light', what, compares, round(light_app_mb), round(app_mb), unit='MB', higher_better=False, note=f'as above; {n_app} distributions in the full case'))
+    return rows
+
+# ---------------------------------------------------------------- the web demo under load
+def free_port() -> int:
+    with socket.socket() as so: so.bind(('127.0.0.1', 0)); return so.getsockname()[1]
+
+def _rss_mb(pid:int) -> float:
+    try: return int(next(l for l in open(f'/proc/{pid}/status') if l.startswith('VmRSS')).split()[1])/1024
+    except (OSError, StopIteration): return float('nan')
+
+def serve_load(model:Path, # model.pkl or .onnx
+               good:dict, # image file -> the class the model gives it (from `predict_rows`)
+               bad:list, # files that are not images
+               seconds:float=60, # how long the clients upload
+               clients:int=8, # threads, each its own gradio_client
+               max_file_size:str='1mb', # the server's upload limit; a file above it is sent once at the end
+               bin_dir:Path=BIN, # the environment whose scene-cls serves
+               work:Path=None, # scratch folder (Gradio's upload folder inside)
+              ) -> dict:
+    "Start `scene-cls serve MODEL` on 127.0.0.1; `clients` upload `good` and `bad` files in turn for `seconds`; what came back"
+    from gradio_client import Client, handle_file
+    work = Path(work or TMP/'serve'); shutil.rmtree(work, ignore_errors=True); (work/'gradio').mkdir(parents=True)
+    port, log = free_port(), open(work/'server.log', 'w')
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH',)}
+    env.update(GRADIO_TEMP_DIR=str(work/'gradio'), MPLBACKEND='Agg', PYTHONUNBUFFERED='1', GRADIO_ANALYTICS_ENABLED='False')
+    proc = subprocess.Popen([str(bin_dir/'scene-cls'), 'serve', str(model), '--port', str(port), '--no-gradcam', '--max-file-size', max_file_size, '--upload-age', '2'],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+    try:
+        t0 = time.time()
+        while True:
+            try:
+                with socket.create_connection(('127.0.0.1', port), timeout=1): break
+            except OSError:
+                if proc.poll() is not None or time.time() - t0 > 180: raise RuntimeError(f"the server did not start: {(work/'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        start_s = time.time() - t0
+        url = f'http://127.0.0.1:{port}/'
+        Client(url, verbose=False).predict(handle_file(str(next(iter(good)))), api_name='/classify')   # warm-up
+        rss, stop, res, wrong, lock = [], threading.Event(), [], [], threading.Lock()
+        def sample():
+            while not stop.is_set(): rss.append((time.time(), _rss_mb(proc.pid))); time.sleep(0.5)
+        items = [(f, c) for f, c in good.items()] + [(f, None) for f in bad]
+        def client(i):
+            c, rng = Client(url, verbose=False), random.Random(i)
+            while not stop.is_set():
+                f, want = rng.choice(items); t = time.perf_counter()
+                try:
+                    out = c.predict(handle_file(str(f)), api_name='/classify'); err = ''
+                    label = (out[0] or {}).get('label') if isinstance(out[0], dict) else None
+                    ok = (label == want) if want else ('Cannot classify this file' in (out[2] or '') and label is None)
+                except Exception as e: ok, err, out = False, f'{type(e).__name__}: {e}', None
+                with lock:
+                    res.append((time.perf_counter() - t, ok, err, want is None))
+                    if not ok and not err: wrong.append(dict(file=Path(f).name, want=want, got=repr(out)[:300]))
+        threads = [threading.Thread(target=sample)] + [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        t1 = time.time()
+        for t in threads: t.start()
+        time.sleep(seconds); stop.set()
+        for t in threads: t.join()
+        wall = time.time() - t1
+        big = work/'big.jpg'; big.write_bytes(b'\xff\xd8' + os.urandom(2*2**20))   # 2 MB, above a 1 MB limit
+        import httpx   # the HTTP upload itself (gradio_client refuses a large file before sending it)
+        with open(big, 'rb') as fh: r = httpx.post(url + 'gradio_api/upload', files={'files': ('big.jpg', fh, 'image/jpeg')}, timeout=60)
+        refused = f'HTTP {r.status_code}: {r.text[:120]}'
+        time.sleep(4)   # --upload-age 2: answered uploads and Gradio's empty temporaries go
+        sent = {Path(f).name for f in list(good) + list(bad)} | {'big.jpg'}
+        left = [str(p.relative_to(work/'gradio')) for p in (work/'gradio').rglob('*')   # uploads and Gradio's temporaries (its copies of the examples stay)
+                if p.is_file() and (p.name in sent or p.name.startswith('tmp'))]
+    finally:
+        proc.terminate()
+        try: proc.wait(30)
+        except subprocess.TimeoutExpired: proc.kill()
+        log.close()
+    lat = sorted(r[0] for r in res)
+    q = lambda p: round(lat[min(len(lat) - 1, int(p*len(lat)))], 3) if lat else None
+    n_head = max(1, len(rss)//6)
+    text = (work/'server.log').read_text()
+    return dict(requests=len(res), wrong=sum(not r[1] and not r[2] for r in res), wrong_examples=wrong[:3], errors=[r[2] for r in res if r[2]][:5], n_errors=sum(bool(r[2]) for r in res),
+                bad_files=sum(r[3] for r in res), rps=round(len(res)/wall, 2), p50=q(0.5), p95=q(0.95), p99=q(0.99),
+                rss_start_mb=round(statistics.median(v for _, v in rss[:n_head]), 1) if rss else None,
+                rss_end_mb=round(statistics.median(v for _, v in rss[-n_head:]), 1) if rss else None,
+                left_on_disk=left[:10], n_left=len(left), oversize=refused, start_s=round(start_s, 1),
+                log_lines=len(text.splitlines()), log_tail=text[-600:])
+
+def load_rows(kind:str, res:dict, seconds:float, clients:int) -> list:
+    note = (f"{res['requests']} requests ({res['bad_files']} with bad files) from {clients} clients for {seconds:.0f}s: {res['wrong']} wrong, "
+            f"{res['n_errors']} errors; server memory {res['rss_start_mb']} -> {res['rss_end_mb']} MB; {res['n_left']} files left in the upload folder")
+    what = f'scene-cls serve {kind}, random-weights Lite0 224px, --no-gradcam'
+    return [row('serve', f'{what}: requests/s', 'requests/s under load', res['rps'], unit='requests/s', note=note),
+            row('serve', f'{what}: latency p50 / p95', 'median / 95th percentile, upload to answer', res['p50'], res['p95'], unit='s', higher_better=False, note=f"p99 {res['p99']}s")]
