@@ -435,8 +435,14 @@ LEVERS = {
     '2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-4': (LITE0, (224,), 2, 3, 1e-2, 1e-4, dict(freeze_bn=True)),
     'Lite1, 5 frozen epochs': ('tf_efficientnet_lite1', (224,), 5, 0, 1e-2, None, {}),
     'Lite2, 5 frozen epochs': ('tf_efficientnet_lite2', (224,), 5, 0, 1e-2, None, {}),
+    '2 frozen + 8 unfrozen, batchnorm frozen, top lr 1e-3': (LITE0, (224,), 2, 8, 1e-2, 1e-3, dict(freeze_bn=True)),
+    'the main job (2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3) without label smoothing': (LITE0, (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True, label_smoothing=0)),
+    'Lite1, 2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3': ('tf_efficientnet_lite1', (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True)),
+    'Lite2, 2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3': ('tf_efficientnet_lite2', (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True)),
     'self-training: the recipe as teacher, 3,000 unlabelled images (confidence >= 0.9, balanced), the recipe as student':
         (LITE0, (224,), 5, 0, 1e-2, None, dict(self_train=True)),
+    'self-training: the main job (2 frozen + 3 unfrozen, batchnorm frozen) as teacher and as student':
+        (LITE0, (224,), 2, 3, 1e-2, 1e-3, dict(self_train=True, freeze_bn=True)),
 }
 
 def lever_child(name:str, seed:int, quick:bool) -> dict:
@@ -448,7 +454,7 @@ def lever_child(name:str, seed:int, quick:bool) -> dict:
     dls_at = lambda s: scene_aug_dls(data, size=s, bs=32, seed=seed, check='off', progress=False)
     learn = scene_learner(dls_at(sizes[0]), arch, None if quick else 'imagenet', label_smoothing=extra.get('label_smoothing', 0.1), path=TMP/'lever')
     if extra.get('mixup'): learn.add_cb(MixUp(extra['mixup']))
-    if extra.get('self_train'): return _self_train_child(name, seed, quick, data, arch, sizes, fe, ue, lr)
+    if extra.get('self_train'): return _self_train_child(name, seed, quick, data, arch, sizes, fe, ue, lr, ulr, extra.get('freeze_bn', False))
     t = time.time()
     with learn.no_bar(), learn.no_logging():
         if fe: learn.fit_one_cycle(fe, lr, pct_start=0.25)
@@ -470,14 +476,14 @@ def lever_child(name:str, seed:int, quick:bool) -> dict:
                 p, y = learn.tta(dl=dl, n=4); res['extra_tta'] = round(float((p.argmax(1) == y).float().mean()), 4)
     return res
 
-def _self_train_child(name, seed, quick, data, arch, sizes, fe, ue, lr) -> dict:
+def _self_train_child(name, seed, quick, data, arch, sizes, fe, ue, lr, ulr=None, freeze_bn=False) -> dict:
     "`self_train` with the recipe as teacher and student; the student's accuracy (the teacher's beside it)"
     from scene_cls.selftrain import self_train
     out = TMP/f'lever_selftrain_{seed}'; shutil.rmtree(out, ignore_errors=True)
     unl = data/'seg_pred'/'seg_pred' if quick else UNLABELLED
     t = time.time()
     r = self_train(data, unl, out, threshold=0.2 if quick else 0.9, arch=arch, weights='none' if quick else 'imagenet', sizes=sizes, epochs=ue, freeze_epochs=fe,
-                   bs=32, lr=lr, seed=seed, check='off', k=2, progress=False)
+                   bs=32, lr=lr, seed=seed, check='off', k=2, progress=False, unfrozen_lr=ulr, freeze_bn=freeze_bn)
     res = dict(name=name, seed=seed, seconds=round(time.time() - t, 1), valid=round(r['accuracy'], 4), teacher_valid=round(r['teacher_accuracy'], 4),
                n_pseudo=r['n_pseudo'])
     if EXTRA.is_dir() and not quick:

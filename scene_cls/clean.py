@@ -89,12 +89,12 @@ def suspects_grid(issues:pd.DataFrame, root:str|Path, # rows of `label_issues`, 
     "The `k` flagged images of lowest label quality, titled with given and suggested label"
     top = issues[issues.label_issue].head(k)
     nrows = max(1, -(-len(top)//ncols))
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3*ncols, 3.3*nrows), squeeze=False)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3*ncols, 3.3*nrows + 0.4), squeeze=False, layout='constrained')   # constrained: the title clears the first row's three-line labels
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, top.itertuples()):
         show_image(SceneImage.create(Path(root)/r.path), ax=ax)
         ax.set_title(f"labelled {r.given}\nlooks like {r.suggested}\nquality {r.quality:.2f}", fontsize=9)
-    fig.suptitle(f'Likely mislabelled: {int(issues.label_issue.sum())} of {len(issues)} images (worst first)'); fig.tight_layout()
+    fig.suptitle(f'Likely mislabelled: {int(issues.label_issue.sum())} of {len(issues)} images (worst first)')
     return save_figure(fig, fname)
 
 # %% ../notebooks/04_clean.ipynb #72b6feb9

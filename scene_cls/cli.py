@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
 # %% ../notebooks/06_cli.ipynb #0e914572
 from __future__ import annotations
-import json, sys
+import contextlib, json, sys
 from pathlib import Path
 from typing import Annotated
 from fastcore.script import anno_parser
@@ -109,6 +109,7 @@ def interpret(model:str, # an exported model: model.pkl of a train run, or its .
               k:int=9, # top losses to show
               gradcam:bool=True, # Grad-CAM over the top losses (--no-gradcam: without; an ONNX model has none)
               bs:int=64, # batch size
+              progress:bool=True, # a progress bar over the images (--no-progress: none)
              ):
     "Evaluate an exported model (model.pkl or .onnx) on labelled images and write the report folder"
     from scene_cls.runtime import load_scene_model, OnnxSceneModel
@@ -116,7 +117,8 @@ def interpret(model:str, # an exported model: model.pkl of a train run, or its .
     m = load_scene_model(model)
     onnx = isinstance(m, OnnxSceneModel)
     src = labelled_items(data, m.vocab) if onnx else labelled_dl(m, data, bs=bs)
-    rep = scene_report(m, out, dl=src, k=k, gradcam=gradcam, bs=bs)
+    with (m.no_bar() if not (onnx or progress) else contextlib.nullcontext()):   # an ONNX model draws no bar
+        rep = scene_report(m, out, dl=src, k=k, gradcam=gradcam, bs=bs)
     if onnx and gradcam: _say("Grad-CAM needs the PyTorch model (model.pkl); the report of an ONNX model has none")
     _say(f"Accuracy {rep.metrics['accuracy']:.2%} on {rep.metrics['n']} images. Report: {Path(out)/'report.md'}")
 

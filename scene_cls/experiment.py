@@ -149,7 +149,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
         plt.close(save_figure(fig, out/'aug_batch.png'))
     t0 = time.time()
     config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude', 'pseudo', 'augs', 'freeze_bn', 'unfrozen_lr') if k in settings}
-    with (learn.no_bar() if not progress else contextlib.nullcontext()):
+    with (learn.no_bar() if not (progress and is_main()) else contextlib.nullcontext()):   # in a launch, one progress bar: the main process's
         run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config, freeze_bn=freeze_bn, unfrozen_lr=unfrozen_lr)
     secs, procs = time.time() - t0, n_processes()
     if not finish_distributed(): return None      # the main process exports and reports, alone

@@ -179,3 +179,11 @@ def test_help_lists_every_command():
     assert r.returncode == 0 and all(c in r.stdout for c in ('train', 'lr-find', 'interpret', 'check', 'predict'))
     r = run_cli('predict', '--help')
     assert r.returncode == 0 and '--tta' in r.stdout
+
+def test_interpret_draws_its_bar_unless_told_not_to(trained, synthetic, tmp_path):
+    out, _ = trained
+    runs = {flag: run_cli('interpret', out/'model.pkl', synthetic, '--out', tmp_path/flag, '--k', 2, '--no-gradcam', *([flag] if flag else []))
+            for flag in ('', '--no-progress')}
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    bar = lambda r: '% [' in r.stdout + r.stderr        # fastprogress's console bar: "100.00% [3/3 00:00<00:00]"
+    assert bar(runs['']) and not bar(runs['--no-progress']), (runs[''].stdout[-500:], runs['--no-progress'].stdout[-500:])
