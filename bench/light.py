@@ -1,5 +1,5 @@
 """The light install and the web demo under load: start-up of the commands, install sizes, and `scene-cls serve`
-answering several clients at once. Imports no torch itself (the models it serves are made by `bench.run`)."""
+answering several clients at once. Imports no torch itself (the models it serves are made by `bench.speed`)."""
 from __future__ import annotations
 import importlib.metadata as md, json, os, random, shutil, socket, statistics, subprocess, sys, threading, time
 from pathlib import Path
@@ -86,6 +86,23 @@ def bench_light(quick:bool, onnx:Path=None, one:Path=None) -> list:
 def free_port() -> int:
     with socket.socket() as so: so.bind(('127.0.0.1', 0)); return so.getsockname()[1]
 
+def start_server(args:list, # the command that serves; `--port PORT` is added
+                 log:Path, # its output goes to this file
+                 env:dict=None, # its environment; default this process's
+                 timeout:float=180, # seconds to wait for it to answer
+                 **kw, # more `subprocess.Popen` settings (cwd, ...)
+                ) -> tuple:
+    "Start a web server on a free port of 127.0.0.1 and wait until it accepts connections: (process, url, seconds it took)"
+    port, t0 = free_port(), time.time()
+    with open(log, 'w') as out: proc = subprocess.Popen([str(a) for a in args] + ['--port', str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, **kw)
+    while True:
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=1): return proc, f'http://127.0.0.1:{port}/', time.time() - t0
+        except OSError:
+            if proc.poll() is not None or time.time() - t0 > timeout:
+                proc.kill(); raise RuntimeError(f"the server did not start (exit code {proc.poll()}): {Path(log).read_text()[-2000:]}")
+            time.sleep(0.5)
+
 def _rss_mb(pid:int) -> float:
     try: return int(next(l for l in open(f'/proc/{pid}/status') if l.startswith('VmRSS')).split()[1])/1024
     except (OSError, StopIteration): return float('nan')
@@ -102,21 +119,11 @@ def serve_load(model:Path, # model.pkl or .onnx
     "Start `scene-cls serve MODEL` on 127.0.0.1; `clients` upload `good` and `bad` files in turn for `seconds`; what came back"
     from gradio_client import Client, handle_file
     work = Path(work or TMP/'serve'); shutil.rmtree(work, ignore_errors=True); (work/'gradio').mkdir(parents=True)
-    port, log = free_port(), open(work/'server.log', 'w')
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH',)}
     env.update(GRADIO_TEMP_DIR=str(work/'gradio'), MPLBACKEND='Agg', PYTHONUNBUFFERED='1', GRADIO_ANALYTICS_ENABLED='False')
-    proc = subprocess.Popen([str(bin_dir/'scene-cls'), 'serve', str(model), '--port', str(port), '--no-gradcam', '--max-file-size', max_file_size, '--upload-age', '2'],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+    proc, url, start_s = start_server([bin_dir/'scene-cls', 'serve', model, '--no-gradcam', '--max-file-size', max_file_size, '--upload-age', '2'],
+                                      work/'server.log', env, cwd=work)
     try:
-        t0 = time.time()
-        while True:
-            try:
-                with socket.create_connection(('127.0.0.1', port), timeout=1): break
-            except OSError:
-                if proc.poll() is not None or time.time() - t0 > 180: raise RuntimeError(f"the server did not start: {(work/'server.log').read_text()[-2000:]}")
-                time.sleep(0.5)
-        start_s = time.time() - t0
-        url = f'http://127.0.0.1:{port}/'
         Client(url, verbose=False).predict(handle_file(str(next(iter(good)))), api_name='/classify')   # warm-up
         rss, stop, res, wrong, lock = [], threading.Event(), [], [], threading.Lock()
         def sample():
@@ -152,7 +159,6 @@ def serve_load(model:Path, # model.pkl or .onnx
         proc.terminate()
         try: proc.wait(30)
         except subprocess.TimeoutExpired: proc.kill()
-        log.close()
     lat = sorted(r[0] for r in res)
     q = lambda p: round(lat[min(len(lat) - 1, int(p*len(lat)))], 3) if lat else None
     n_head = max(1, len(rss)//6)

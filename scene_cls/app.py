@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/app.html.md"""
 
 # %% ../notebooks/07_app.ipynb #27e69db3
 from __future__ import annotations
-import collections, contextlib, itertools, os, shutil, tempfile, threading, time
+import collections, contextlib, itertools, os, shutil, tempfile, threading, time, weakref
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
@@ -21,7 +21,9 @@ __all__ = ['APP_EXTRA', 'MAX_UPLOAD', 'gradcam_overlay', 'classify_file', 'class
            'UploadSweeper', 'example_images', 'scene_app', 'space_app']
 
 # %% ../notebooks/07_app.ipynb #245b1c71
-def gradcam_overlay(learn:Learner, img:Image.Image, cls:str, # the learner, the image, the class to explain
+def gradcam_overlay(learn:Learner, # a fastai learner (Grad-CAM needs the PyTorch model's gradients)
+                    img:Image.Image, # the image, as `read_rgb` gives it
+                    cls:str, # the class to explain
                    ) -> np.ndarray:
     "`img` at the model's input size with the Grad-CAM map of class `cls` over it, RGB uint8"
     from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -32,7 +34,8 @@ def gradcam_overlay(learn:Learner, img:Image.Image, cls:str, # the learner, the 
 
 def _short(msg:str, f:Path) -> str: return msg.replace(str(f), f.name)   # the name a user uploaded, not the server's path
 
-def classify_file(model:Learner|OnnxSceneModel, f:str|Path, # the model (`load_scene_model`), an image file
+def classify_file(model, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_model`)
+                  f:str|Path, # an image file
                   gradcam:bool=True, # the Grad-CAM overlay of the predicted class (PyTorch models only)
                  ) -> dict:
     "`predict_rows` of one file: its row, the top 3 as {class: probability}, the Grad-CAM overlay, and a message"
@@ -40,11 +43,12 @@ def classify_file(model:Learner|OnnxSceneModel, f:str|Path, # the model (`load_s
     row = next(predict_rows(model, [f], progress=False))
     if row['error']: return dict(row=row, top3=None, overlay=None, message=f"Cannot classify this file. {_short(row['error'], f)}")
     top3 = {c: float(p) for c, p in (t.rsplit(':', 1) for t in row['top3'].split())}
-    overlay = gradcam_overlay(model, read_rgb(f), row['predicted']) if gradcam and not isinstance(model, OnnxSceneModel) else None
+    overlay = gradcam_overlay(model, read_rgb(f), row['predicted']) if gradcam and as_scene_model(model).can_gradcam else None
     return dict(row=row, top3=top3, overlay=overlay, message=f"**{row['predicted']}** ({row['confidence']:.1%})")
 
 # %% ../notebooks/07_app.ipynb #bd90a452
-def classify_files(model:Learner|OnnxSceneModel, files:list, # the model, image files
+def classify_files(model, # a fastai `Learner` or an `OnnxSceneModel`
+                   files:list, # image files
                    out:str|Path, # the CSV to write
                    bs:int=64, # batch size
                   ) -> pd.DataFrame:
@@ -61,7 +65,9 @@ def upload_folder() -> Path:
     "Where Gradio saves uploads: `GRADIO_TEMP_DIR`, else `gradio` in the system's temporary folder"
     return Path(os.environ.get('GRADIO_TEMP_DIR') or Path(tempfile.gettempdir())/'gradio').resolve()
 
-def forget_upload(f:str|Path, root:Path=None) -> bool:
+def forget_upload(f:str|Path, # an uploaded file
+                  root:Path=None, # the upload folder; default `upload_folder()`
+                 ) -> bool:
     "Delete the uploaded file `f` (and its folder, once empty) when it lies in the upload folder `root`; whether it did"
     root = Path(root or upload_folder()).resolve(); f = Path(f).resolve()
     if not f.is_relative_to(root) or f == root or not f.is_file(): return False
@@ -136,7 +142,7 @@ def _gradio():
     except ImportError: raise SceneError(f"the web demo needs gradio, which is not installed: {APP_EXTRA}") from None
     return gradio
 
-def scene_app(model:str|Path|Learner|OnnxSceneModel, # model.pkl or .onnx, or a loaded model
+def scene_app(model, # model.pkl or .onnx, or a loaded model (a fastai `Learner` or an `OnnxSceneModel`)
               examples=None, # a dataset root or image folder for the example images; default: synthetic scenes
               gradcam:bool=True, # show Grad-CAM (PyTorch models)
               n_examples:int=6, # how many example images
@@ -144,11 +150,11 @@ def scene_app(model:str|Path|Learner|OnnxSceneModel, # model.pkl or .onnx, or a 
              ):
     "A Gradio `Blocks` app: one image -> top 3 and Grad-CAM; several -> a table and a CSV"
     gr = _gradio()
-    m = load_scene_model(model) if isinstance(model, (str, Path)) else model
-    ex = example_images(examples, n_examples)
-    outdir = Path(tempfile.mkdtemp(prefix='scene_cls_app_'))
+    m = load_scene_model(model) if isinstance(model, (str, Path)) else as_scene_model(model)
+    outdir = Path(tempfile.mkdtemp(prefix='scene_cls_app_'))   # the example images and the CSVs answered; gone with the app
+    ex = example_images(examples, n_examples, dest=outdir/'examples')
     sweeper = UploadSweeper(age=upload_age)
-    cam = gradcam and not isinstance(m, OnnxSceneModel)
+    cam = gradcam and m.can_gradcam
 
     def one(f, keep=False):
         "(top 3, overlay, message, None: the upload box emptied for the next file)"
@@ -164,7 +170,7 @@ def scene_app(model:str|Path|Learner|OnnxSceneModel, # model.pkl or .onnx, or a 
             out = Path(tempfile.mkdtemp(dir=outdir))/'predictions.csv'
             return classify_files(m, fs, out), str(out), None
 
-    classes = ', '.join(m.vocab if isinstance(m, OnnxSceneModel) else m.dls.vocab)
+    classes = ', '.join(m.vocab)
     with gr.Blocks(title='scene_cls: scene classifier', delete_cache=(600, 600)) as demo:   # Gradio's copies of outputs: gone within 20 minutes
         gr.Markdown(f"# Scene classifier\nClasses: {classes}. Uploaded files are deleted once answered.")
         with gr.Tab('One image'):
@@ -185,6 +191,8 @@ def scene_app(model:str|Path|Learner|OnnxSceneModel, # model.pkl or .onnx, or a 
             table = gr.Dataframe(label='Predictions', elem_id='table', interactive=False)
             csv = gr.File(label='CSV', elem_id='csv', interactive=False)
             many_in.upload(many, many_in, [table, csv, many_in], api_name='classify_many')
+    demo.folder = outdir
+    weakref.finalize(demo, shutil.rmtree, outdir, True)   # when Python exits (Gradio keeps the app alive until then)
     return demo
 
 # %% ../notebooks/07_app.ipynb #ee260880

@@ -53,10 +53,13 @@ class TrainAffine(AffineCoordTfm):
 
 class Jitter(TrainAffine):
     "Replace each pixel by a random neighbour at most `magnitude` away (in [-1, 1] image coordinates), with probability `p` per image"
-    def __init__(self, magnitude:float=0.02, # 0.02 is 1.5 pixels at 150px
+    def __init__(self,
+                 magnitude:float=0.02, # 0.02 is 1.5 pixels at 150px
                  p:float=0.5, # probability for each image
                  mode:str='bilinear', # 'nearest' takes a neighbour's exact value, as fastai v1 did
-                 pad_mode=PadMode.Reflection, align_corners=True):
+                 pad_mode=PadMode.Reflection, # how pixels moved in from outside the image are filled
+                 align_corners=True, # `grid_sample`'s corner convention
+                ):
         super().__init__(coord_fs=_JitterCoord(magnitude, p), mode=mode, pad_mode=pad_mode, align_corners=align_corners)
 
 # %% ../notebooks/01_augment.ipynb #00ae5228
@@ -105,7 +108,9 @@ _SHOW_ONE = dict(flip=dict(max_rotate=0, jitter=0, max_lighting=0, p_rgb=0),
 
 def show_each_aug(img:PILImage, # the image to augment
                   fname:str|Path=None, # save the picture here as PNG
-                  n:int=3, seed:int=0):
+                  n:int=3, # augmented copies per augmentation
+                  seed:int=0, # random seed of the copies
+                 ):
     "A row per augmentation: the original, then `n` random draws of that augmentation alone"
     x = TensorImage(image2tensor(img)[None].float()/255).repeat(n, 1, 1, 1)
     fig, axs = plt.subplots(len(_SHOW_ONE), n+1, figsize=(2*(n+1), 2*len(_SHOW_ONE)))
@@ -120,8 +125,11 @@ def show_each_aug(img:PILImage, # the image to augment
     fig.tight_layout()
     return save_figure(fig, fname)
 
-def show_aug_batch(dls:DataLoaders, fname:str|Path=None, # save the picture here as PNG
-                   max_n:int=16, seed:int=0) -> plt.Figure:
+def show_aug_batch(dls:DataLoaders, # the augmented DataLoaders
+                   fname:str|Path=None, # save the picture here as PNG
+                   max_n:int=16, # at most this many images
+                   seed:int=0, # random seed of the batch
+                  ) -> plt.Figure:
     "A mixed training batch after augmentation, with its labels, saved to `fname`"
     set_seed(seed)
     return show_scene_batch(dls, fname, max_n=max_n)

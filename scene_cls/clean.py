@@ -21,19 +21,24 @@ from .augment import *
 from .weights import *
 from .learner import *
 from .interpret import *
+from .experiment import *
 
 # %% auto #0
-__all__ = ['scene_features', 'logreg_oof_probs', 'finetune_oof_probs', 'label_issues', 'suspects_grid', 'clean_scene_data',
-           'compare_exclusion', 'exclusion_summary']
+__all__ = ['scene_features', 'logreg_oof_probs', 'finetune_oof_probs', 'label_issues', 'suspects_grid', 'clean_scene_data']
 
 # %% ../notebooks/04_clean.ipynb #933cba2c
-def scene_features(learn:Learner, items:list, # image files
-                   bs:int=64) -> np.ndarray:
+def scene_features(learn:Learner, # a learner whose body gives the features
+                   items:list, # image files
+                   bs:int=64, # batch size
+                  ) -> np.ndarray:
     "Pooled features of the learner's body for `items` (its validation transforms; one forward pass)"
     net = nn.Sequential(get_model(learn.model)[0], nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
     with torch.inference_mode(): return torch.cat([net(b[0]).float().cpu() for b in learn.dls.test_dl(items, bs=bs)]).numpy()
 
-def logreg_oof_probs(feats:np.ndarray, labels:np.ndarray, k:int=5, seed:int=0,
+def logreg_oof_probs(feats:np.ndarray, # features, one row per image
+                     labels:np.ndarray, # class indices
+                     k:int=5, # folds
+                     seed:int=0, # random seed of the folds
                      C:float=0.1, # inverse regularisation strength of the logistic regression
                     ) -> np.ndarray:
     "Out-of-sample class probabilities: k-fold logistic regression on standardised features"
@@ -42,26 +47,37 @@ def logreg_oof_probs(feats:np.ndarray, labels:np.ndarray, k:int=5, seed:int=0,
 
 # %% ../notebooks/04_clean.ipynb #d969ddfe
 def finetune_oof_probs(path:str|Path, # dataset root
-                       arch:str='resnet50', weights='imagenet', size:int=150, bs:int=64,
-                       k:int=5, seed:int=42, run_dir:str|Path='runs/clean-folds',
-                       freeze_epochs:int=1, epochs:int=1, lr:float=None, # the recipe's budget for each fold
-                       **dls_kw) -> tuple:
+                       arch:str='resnet50', # torchvision or timm name
+                       weights='imagenet', # as `scene_run` takes them
+                       size:int=150, # image size
+                       bs:int=64, # batch size
+                       k:int=5, # folds
+                       seed:int=42, # random seed (the folds' split too)
+                       run_dir:str|Path='runs/clean-folds', # a run folder per fold goes here, `fold0`, `fold1`, ...
+                       freeze_epochs:int=1, # frozen epochs per fold
+                       epochs:int=1, # unfrozen epochs per fold
+                       lr:float=None, # learning rate; None: lr_find's valley, per fold
+                       **kwargs, # more `scene_run` settings (check, report, freeze_bn, ...)
+                      ) -> tuple:
     "(files, out-of-sample probabilities) from k models fine-tuned with the recipe, each predicting its held-out fold"
     res = {}
     for i in range(k):
-        dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, fold=(k, i), **dls_kw)
-        learn = scene_learner(dls_at(size), arch, weights)
-        with learn.no_bar(), learn.no_logging():
-            fit_scene(learn, dls_at, Path(run_dir)/f'fold{i}', epochs=epochs, freeze_epochs=freeze_epochs, sizes=(size,), lr=lr)
-            p = learn.get_preds(dl=learn.dls.valid)[0]
-        res.update(zip(learn.dls.valid_ds.items, p.numpy()))
+        out = Path(run_dir)/f'fold{i}'   # a finished fold is taken as it is: an interrupted k-fold run continues
+        scene_run(path, out, arch=arch, weights=weights, sizes=(size,), epochs=epochs, freeze_epochs=freeze_epochs, bs=bs, lr=lr, seed=seed,
+                  fold=(k, i), resume=None, k=0, progress=False, **kwargs)
+        held = [Path(f) for f in pd.read_csv(out/'report'/'predictions.csv').path]   # the fold the model did not see
+        files, probs, _, _ = load_scene_learner(out/'model.pkl').labelled_preds(held, bs=bs)
+        res.update(zip(files, probs))
     files = sorted(res)
     return files, np.stack([res[f] for f in files])
 
 # %% ../notebooks/04_clean.ipynb #611ab970
-def label_issues(files:list, labels:np.ndarray, probs:np.ndarray, # out-of-sample class probabilities
+def label_issues(files:list, # the images, in the order of `labels` and `probs`
+                 labels:np.ndarray, # their given class indices
+                 probs:np.ndarray, # out-of-sample class probabilities
                  root:str|Path, # dataset root: paths in the table are relative to it
-                 classes=CLASSES, feats:np.ndarray=None, # features for near-duplicates and outliers
+                 classes=CLASSES, # class names, by index
+                 feats:np.ndarray=None, # features for near-duplicates and outliers; None: neither
                  low_confidence:float=0.1, # the reference's rule: the given label's probability below this
                  dup_dist:float=0.01, # cosine distance under which two images are near-duplicates
                 ) -> pd.DataFrame:
@@ -84,8 +100,12 @@ def label_issues(files:list, labels:np.ndarray, probs:np.ndarray, # out-of-sampl
     return df.sort_values('quality', kind='stable').reset_index(drop=True)
 
 # %% ../notebooks/04_clean.ipynb #03c56b76
-def suspects_grid(issues:pd.DataFrame, root:str|Path, # rows of `label_issues`, and their dataset root
-                  k:int=16, fname:str|Path=None, ncols:int=4) -> plt.Figure:
+def suspects_grid(issues:pd.DataFrame, # rows of `label_issues`
+                  root:str|Path, # their dataset root
+                  k:int=16, # at most this many images
+                  fname:str|Path=None, # save the picture here as PNG
+                  ncols:int=4, # images per row
+                 ) -> plt.Figure:
     "The `k` flagged images of lowest label quality, titled with given and suggested label"
     top = issues[issues.label_issue].head(k)
     nrows = max(1, -(-len(top)//ncols))
@@ -102,8 +122,14 @@ def clean_scene_data(path:str|Path, # dataset root
                      out:str|Path='runs/clean', # where the suspects go
                      split:str='train', # 'train', or 'valid' for the noise in the test set
                      method:str='logreg', # 'logreg' (features + k-fold logistic regression) or 'finetune' (k recipe runs)
-                     arch:str='resnet50', weights='imagenet', size:int=150, bs:int=64,
-                     k:int=5, seed:int=42, check:str='skip', top:int=16,
+                     arch:str='resnet50', # torchvision or timm name
+                     weights='imagenet', # 'imagenet', 'places365', a .pth file, or None
+                     size:int=150, # image size
+                     bs:int=64, # batch size
+                     k:int=5, # folds
+                     seed:int=42, # random seed
+                     check:str='skip', # bad images: stop, skip or off
+                     top:int=16, # suspects in the picture
                      low_confidence:float=0.1, # the reference's rule, as a column of its own
                      report:pd.DataFrame=None, # a `check_images` report of `path` to reuse instead of checking again
                      **fit_kw, # the recipe's budget per fold for 'finetune' (freeze_epochs, epochs, lr)
@@ -131,37 +157,3 @@ def clean_scene_data(path:str|Path, # dataset root
                    share_flagged=round(float(issues.label_issue.mean()), 4), seconds=round(time.time() - t0, 1))
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     return issues
-
-# %% ../notebooks/04_clean.ipynb #8665c6bc
-def compare_exclusion(path:str|Path, exclude, # dataset root, and the exclusion list to test
-                      seeds=(0, 1, 2), eval_dirs:dict=None, # {name: labelled folder} evaluated besides the valid split
-                      arch:str='resnet50', weights='imagenet', size:int=150, bs:int=64,
-                      freeze_epochs:int=1, epochs:int=1, lr:float=None, run_dir:str|Path='runs/compare-exclusion',
-                      check:str='skip') -> pd.DataFrame:
-    "Accuracy with and without the excluded training images, one row per (seed, arm, evaluation set)"
-    rows = []
-    for seed in seeds:
-        for excluded in (False, True):
-            set_seed(seed, reproducible=True)
-            dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, check=check, exclude=exclude if excluded else None)
-            learn = scene_learner(dls_at(size), arch, weights)
-            t = time.time()
-            with learn.no_bar(), learn.no_logging():
-                fit_scene(learn, dls_at, Path(run_dir)/f'seed{seed}_{"cleaned" if excluded else "all"}', epochs=epochs,
-                          freeze_epochs=freeze_epochs, sizes=(size,), lr=lr)
-                secs, n_train = time.time() - t, len(learn.dls.train_ds)
-                evals = {'valid': learn.dls.valid, **{n: labelled_dl(learn, d, bs) for n, d in (eval_dirs or {}).items()}}
-                for name, dl in evals.items():
-                    df, _ = scene_preds(learn, dl)
-                    rows.append(dict(seed=seed, excluded=excluded, n_train=n_train, eval=name, n_eval=len(df),
-                                     accuracy=float(df.correct.mean()), train_seconds=round(secs, 1)))
-    return pd.DataFrame(rows)
-
-def exclusion_summary(res:pd.DataFrame) -> pd.DataFrame:
-    "Mean and spread of the accuracy over seeds, with and without the exclusion, and the difference, per evaluation set"
-    g = res.groupby(['eval', 'excluded']).accuracy.agg(['mean', 'std', 'min', 'max']).unstack('excluded')
-    g.columns = [f"{s}_{'cleaned' if e else 'all'}" for s, e in g.columns]
-    diff = res.pivot_table(index=['eval', 'seed'], columns='excluded', values='accuracy')
-    g['diff_mean'] = (diff[True] - diff[False]).groupby('eval').mean()
-    g['diff_std'] = (diff[True] - diff[False]).groupby('eval').std()
-    return g

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
 # %% ../notebooks/06_cli.ipynb #0e914572
 from __future__ import annotations
-import contextlib, json, sys
+import contextlib, json, signal, sys
 from pathlib import Path
 from typing import Annotated
 from fastcore.script import anno_parser
@@ -18,7 +18,9 @@ __all__ = ['COMMANDS', 'run_data', 'main']
 # %% ../notebooks/06_cli.ipynb #b64251b2
 _say = say   # once, however many processes train
 
-def run_data(data:str=None, synthetic:bool=False) -> tuple:
+def run_data(data:str=None, # a dataset root; default: search (`find_scene_data`)
+             synthetic:bool=False, # make synthetic scenes instead
+            ) -> tuple:
     "(dataset root, a line saying which data this is)"
     from scene_cls.synthetic import make_synthetic_scenes
     from scene_cls.data import find_scene_data
@@ -81,7 +83,7 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
     else: self_train(path, unlabelled, out, teacher=teacher, threshold=threshold, per_class=per_class, **kw)
 
 
-# %% ../notebooks/06_cli.ipynb #84ee8462
+# %% ../notebooks/06_cli.ipynb #4b1b95a4
 def lr_find(data:str=None, # dataset root; default: search, then synthetic scenes
             arch:str='resnet50', # torchvision or timm architecture
             weights:str='imagenet', # imagenet, places365, a .pth file, or none
@@ -103,6 +105,7 @@ def lr_find(data:str=None, # dataset root; default: search, then synthetic scene
     (Path(out)/'lr_find.json').write_text(json.dumps(res, indent=1))
     _say(json.dumps(res)); _say(f"Plot: {Path(out)/'lr_find.png'}")
 
+# %% ../notebooks/06_cli.ipynb #d325c432
 def interpret(model:str, # an exported model: model.pkl of a train run, or its .onnx export
               data:str, # a folder of class sub-folders, or a dataset root (its validation folder)
               out:str='runs/interpret', # report folder
@@ -112,16 +115,15 @@ def interpret(model:str, # an exported model: model.pkl of a train run, or its .
               progress:bool=True, # a progress bar over the images (--no-progress: none)
              ):
     "Evaluate an exported model (model.pkl or .onnx) on labelled images and write the report folder"
-    from scene_cls.runtime import load_scene_model, OnnxSceneModel
-    from scene_cls.interpret import labelled_items, labelled_dl, scene_report
+    from scene_cls.runtime import load_scene_model
+    from scene_cls.interpret import scene_report
     m = load_scene_model(model)
-    onnx = isinstance(m, OnnxSceneModel)
-    src = labelled_items(data, m.vocab) if onnx else labelled_dl(m, data, bs=bs)
-    with (m.no_bar() if not (onnx or progress) else contextlib.nullcontext()):   # an ONNX model draws no bar
-        rep = scene_report(m, out, dl=src, k=k, gradcam=gradcam, bs=bs)
-    if onnx and gradcam: _say("Grad-CAM needs the PyTorch model (model.pkl); the report of an ONNX model has none")
+    with (m.no_bar() if not progress else contextlib.nullcontext()):
+        rep = scene_report(m, out, dl=data, k=k, gradcam=gradcam, bs=bs)
+    if gradcam and not m.can_gradcam: _say("Grad-CAM needs the PyTorch model (model.pkl); the report of an ONNX model has none")
     _say(f"Accuracy {rep.metrics['accuracy']:.2%} on {rep.metrics['n']} images. Report: {Path(out)/'report.md'}")
 
+# %% ../notebooks/06_cli.ipynb #1b18043d
 def clean(data:str=None, # dataset root; default: search, then synthetic scenes
           out:str='runs/clean', # folder for suspects.csv, suspects.png, exclude.txt and summary.json
           split:str='train', # train, or valid (how much of the test set's error is label noise)
@@ -149,6 +151,7 @@ def clean(data:str=None, # dataset root; default: search, then synthetic scenes
          f"their label below {low_confidence} probability; {s['near_duplicates']} near-duplicates. Review {out/'suspects.png'} and "
          f"{out/'suspects.csv'}; to leave them out: scene-cls train --exclude {out/'exclude.txt'}")
 
+# %% ../notebooks/06_cli.ipynb #5ac66750
 def check(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # dataset root; default: where find_scene_data looks
           out:str=None, # also write the problems to this CSV
           min_size:int=32, # images smaller than this are fatal
@@ -163,6 +166,7 @@ def check(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # dataset root
     _say(f"Checked {n_files} files under {path}: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal")
     return 1 if rep.fatal.any() else 0
 
+# %% ../notebooks/06_cli.ipynb #f96eb539
 def predict(model:str, # an exported model: model.pkl of a train run, or its .onnx export
             paths:Annotated[str, {'nargs': '+'}], # image files and/or folders (e.g. seg_pred)
             out:str='predictions.csv', # CSV: path, predicted, confidence, top3, error
@@ -171,10 +175,10 @@ def predict(model:str, # an exported model: model.pkl of a train run, or its .on
             progress:bool=True, # a progress bar (--no-progress: none)
            ):
     "Predict every file under PATHS into a CSV (one row per file); exit 1 when any file failed"
-    from scene_cls.runtime import load_scene_model, OnnxSceneModel
+    from scene_cls.runtime import load_scene_model
     from scene_cls.predict import predict_csv
     learn = load_scene_model(model)
-    if tta and isinstance(learn, OnnxSceneModel): raise SceneError("--tta needs the fastai model (model.pkl), not an ONNX file")
+    if tta and not learn.can_tta: raise SceneError("--tta needs the fastai model (model.pkl), not an ONNX file")
     missing = [p for p in paths if not Path(p).exists()]
     if missing: raise SceneError(f"no such file or folder: {', '.join(missing)}")
     res = predict_csv(learn, paths, out, bs=bs, tta=tta, progress=progress)
@@ -195,6 +199,7 @@ def serve(model:str, # model.pkl of a train run, or its .onnx export
     from scene_cls.app import scene_app   # imported here: the web demo is an optional extra, and comes after this notebook
     demo = scene_app(model, examples, gradcam, upload_age=upload_age)
     _say(f"Serving {model} at http://{host}:{port} (Ctrl+C stops)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # `kill`, as a container or CI stops a server: exit as on Ctrl+C, cleaning up
     demo.launch(server_name=host, server_port=port, share=share, quiet=True, max_file_size=max_file_size)
 
 # %% ../notebooks/06_cli.ipynb #dc077dca

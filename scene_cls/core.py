@@ -13,8 +13,8 @@ from PIL import Image, ImageOps
 
 # %% auto #0
 __all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'IMAGE_EXTENSIONS', 'MAX_PIXELS', 'SceneError', 'renamed', 'scene_layout',
-           'image_files', 'open_image', 'dangling_link', 'read_rgb', 'to_pixels', 'read_pixels', 'n_processes',
-           'is_main', 'say', 'save_figure', 'free_memory']
+           'image_files', 'valid_folder', 'labelled_items', 'open_image', 'dangling_link', 'read_rgb', 'to_pixels',
+           'read_pixels', 'n_processes', 'is_main', 'say', 'progress_over', 'save_figure', 'free_memory']
 
 # %% ../notebooks/00_core.ipynb #93837dc2
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -24,7 +24,9 @@ KAGGLE_INPUT = Path('/kaggle/input/intel-image-classification')
 class SceneError(Exception):
     "An error the user can fix (bad path, bad file, wrong layout): the message says what and where."
 
-def renamed(f:callable, old:str) -> callable:
+def renamed(f:callable, # the function under its new name
+            old:str, # its first name, still callable for one release
+           ) -> callable:
     "`f` under its first name `old`, for one release: each call warns, as fastai kept `cnn_learner` for `vision_learner`"
     @functools.wraps(f)
     def _old(*args, **kwargs):
@@ -64,6 +66,24 @@ def image_files(path:str|Path, # a folder, searched recursively
         dirs[:] = [d for d in dirs if not d.startswith('.')]
         res += [Path(root)/f for f in files if not f.startswith('.') and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
     return sorted(res)
+
+# %% ../notebooks/00_core.ipynb #05962254
+def valid_folder(path:str|Path, # a dataset root, or any folder
+                ) -> Path:
+    "The validation folder of a dataset root, or `path` itself when it is not one"
+    p = Path(path)
+    if not p.is_dir(): raise SceneError(f"{path}: no such folder")
+    try: return scene_layout(p)['valid'] or p
+    except SceneError: return p
+
+# %% ../notebooks/00_core.ipynb #7657fbc4
+def labelled_items(path:str|Path, # a folder of class sub-folders, or a dataset root (its validation folder)
+                   vocab, # the class names a model knows; other folders are left out
+                  ) -> list:
+    "The images in `path`'s class folders named in `vocab` (or in its validation split, for a dataset root), sorted"
+    items = [f for f in image_files(valid_folder(path)) if f.parent.name in vocab]
+    if not items: raise SceneError(f"{path}: no images in class folders named {list(vocab)}")
+    return items
 
 # %% ../notebooks/00_core.ipynb #b7387469
 def _to_8bit(im:Image.Image) -> Image.Image:
@@ -112,11 +132,16 @@ def read_rgb(f:str|Path, # an image file
     return img
 
 # %% ../notebooks/00_core.ipynb #72e84d7a
-def to_pixels(img:Image.Image, size:tuple) -> np.ndarray:
+def to_pixels(img:Image.Image, # an RGB image (`read_rgb`)
+              size:tuple, # the model's input (width, height)
+             ) -> np.ndarray:
     "`img` squished to `size` (width, height) with bilinear filtering, as `SquishResize` does: uint8 (3, height, width)"
     return np.asarray(img.resize(tuple(size), Image.Resampling.BILINEAR)).transpose(2, 0, 1)
 
-def read_pixels(f:str|Path, size:tuple, min_size:int=8) -> np.ndarray:
+def read_pixels(f:str|Path, # an image file
+                size:tuple, # the model's input (width, height)
+                min_size:int=8, # fewer pixels a side is an error
+               ) -> np.ndarray:
     "The file `f` read by `read_rgb`, as the model's input (`to_pixels`)"
     return to_pixels(read_rgb(f, min_size), size)
 
@@ -133,10 +158,21 @@ def say(*msg):
     "Print once, however many processes run"
     if is_main(): print(*msg, flush=True)
 
+# %% ../notebooks/00_core.ipynb #da2f84d4
+def progress_over(items, # what to loop over
+                  show:bool=True, # draw the bar; False: `items` itself
+                  total:int=None, # the length, when `items` has none
+                 ):
+    "`items` with a fastprogress bar when `show`, else `items` itself"
+    if not show: return items
+    from fastprogress.fastprogress import progress_bar
+    return progress_bar(items, total=total, leave=False)
+
 # %% ../notebooks/00_core.ipynb #d1453002
 def save_figure(fig:plt.Figure, # a matplotlib figure
                 fname:str|Path=None, # save here as PNG (folders made as needed); None: don't save
-                dpi:int=80) -> plt.Figure:
+                dpi:int=80, # resolution of the PNG
+               ) -> plt.Figure:
     "Save `fig` to `fname` when one is given; return `fig`"
     if fname is not None:
         Path(fname).parent.mkdir(parents=True, exist_ok=True)

@@ -356,7 +356,9 @@ def image_store(files:list, # image files; the ones the check drops are left out
 class StoredImage(Transform):
     "Type transform: an item's pixels (a uint8 `TensorImage`) from `store` when it holds the file, else the file read as `SceneImage`"
     input_types = (Path, str, Tensor, ndarray, bytes, Image.Image)   # what `SceneImage.create` takes: `test_dl` finds its place by them
-    def __init__(self, store:ImageStore): super().__init__(); self.store = store
+    def __init__(self,
+                 store:ImageStore, # the image store the items are read from
+                ): super().__init__(); self.store = store
     def encodes(self, f):
         i = self.store.row(f)
         return SceneImage.create(f) if i is None else self.store.image(i)
@@ -390,7 +392,11 @@ def _fits(n:int, size:int, folder:Path) -> str|None:
     if d is not None and need > 0.9*shutil.disk_usage(d).free: return f"{need/2**30:.1f} GiB would not fit on the disk of {folder}"
     return None
 
-def dls_store(files:list, size:int, cache, progress:bool=True) -> ImageStore|None:
+def dls_store(files:list, # the images to store
+              size:int, # the image side they are stored at
+              cache, # 'auto' (when it fits in memory), True, a folder, or False/'off'
+              progress:bool=True, # a progress bar while the store is built
+             ) -> ImageStore|None:
     "The image store `scene_dls(cache=...)` uses: 'auto' (when it fits in memory), True, a folder; `None` for False or 'off'"
     if cache is None or cache is False or cache == 'off': return None
     if cache not in ('auto', True, 'on'):
@@ -423,7 +429,9 @@ def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label`
 
 class SceneLabel:
     "The label of an item: its pseudo-label when it has one, else its folder's name (picklable, for `Learner.export`)"
-    def __init__(self, labels:dict=None): self.labels = labels or {}
+    def __init__(self,
+                 labels:dict=None, # {file: class} labels that replace the folder name (pseudo-labels)
+                ): self.labels = labels or {}
     def __call__(self, f): return self.labels.get(os.path.abspath(f)) or parent_label(f)
 
 # %% ../notebooks/00_data.ipynb #8fa4f25d
@@ -482,13 +490,21 @@ def pred_files(path:str|Path) -> L:
     except SceneError: pass
     return L(sorted(get_image_files(p)))
 
-def scene_test_dl(dls:DataLoaders, path:str|Path, **kwargs):
+def scene_test_dl(dls:DataLoaders, # the DataLoaders whose validation transforms are used
+                  path:str|Path, # a folder of images (e.g. seg_pred), searched recursively
+                  **kwargs, # `test_dl`'s other settings (bs, ...)
+                 ):
     "A `DataLoader` over the unlabelled images under `path`, in `pred_files` order"
     return dls.test_dl(pred_files(path), **kwargs)
 
 # %% ../notebooks/00_data.ipynb #cbc83b7c
-def show_scene_batch(dls:DataLoaders, fname:str|Path=None, # save the picture here as PNG
-                     max_n:int=16, nrows:int=None, ncols:int=None, **kwargs) -> plt.Figure:
+def show_scene_batch(dls:DataLoaders, # the DataLoaders to draw from
+                     fname:str|Path=None, # save the picture here as PNG
+                     max_n:int=16, # at most this many images
+                     nrows:int=None, # rows of the grid; default: as many as needed
+                     ncols:int=None, # columns of the grid; default: fastai's
+                     **kwargs, # `show_batch`'s other settings
+                    ) -> plt.Figure:
     "`dls.show_batch`, saved to `fname`"
     dls.show_batch(max_n=max_n, nrows=nrows, ncols=ncols, **kwargs)
     return save_figure(plt.gcf(), fname)
@@ -497,7 +513,9 @@ def show_scene_batch(dls:DataLoaders, fname:str|Path=None, # save the picture he
 class FreeMemory(Callback):
     "`free_memory` every `every` batches (never when 0), so memory stays flat over a long `get_preds`"
     order = 100
-    def __init__(self, every:int=16): self.every = every
+    def __init__(self,
+                 every:int=16, # batches between two calls; 0: never
+                ): self.every = every
     def after_batch(self):
         if self.every and self.iter % self.every == self.every - 1: free_memory()
 

@@ -33,7 +33,11 @@ def model_input(learn:Learner) -> dict:
 # %% ../notebooks/02b_deploy.ipynb #03d5ad27
 class PixelsToProbs(nn.Module):
     "uint8 RGB images `(n, 3, h, w)` in; (probabilities, logits) out: `model` with its input's normalisation inside"
-    def __init__(self, model:nn.Module, mean, std):
+    def __init__(self,
+                 model:nn.Module, # the PyTorch model (its logits)
+                 mean, # per-channel mean of the pretrained weights, in [0, 1]
+                 std, # per-channel standard deviation, in [0, 1]
+                ):
         super().__init__(); self.model = model
         self.register_buffer('mean', tensor(mean).float().view(1, -1, 1, 1)*255)
         self.register_buffer('std', tensor(std).float().view(1, -1, 1, 1)*255)
@@ -53,7 +57,8 @@ def _check_files(check, n:int, tmp:Path) -> list:
 
 def _loss_eps(learn:Learner) -> float: return float(getattr(learn.loss_func, 'eps', 0.0) or 0.0)
 
-def export_onnx(learn:Learner, fname:str|Path, # the learner, and the ONNX file to write
+def export_onnx(learn:Learner, # the trained learner
+                fname:str|Path, # the ONNX file to write
                 check=None, # images to compare ONNX Runtime with PyTorch on (files or folders); default: synthetic scenes
                 n_check:int=32, # at most this many of them, spread over the sorted list
                 atol:float=1e-4, # largest allowed difference of a probability

@@ -73,7 +73,8 @@ def has_sync_bn(model:nn.Module) -> bool: return any(isinstance(m, nn.SyncBatchN
 
 # %% ../notebooks/01a_distributed.ipynb #f2c8182d
 @contextmanager
-def distributed(learn:Learner, sync_bn:bool=None, # synchronise batchnorm across processes; default: on CUDA
+def distributed(learn:Learner, # the learner to train in every process of the launch
+                sync_bn:bool=None, # synchronise batchnorm across processes; default: on CUDA
                ):
     "Fit `learn` data-parallel over every process of the launch; a no-op in a single process"
     if n_processes() == 1: yield learn; return

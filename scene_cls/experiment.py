@@ -19,7 +19,7 @@ from .learner import *
 from .interpret import *
 
 # %% auto #0
-__all__ = ['gpu_names', 'env_report', 'finished_run', 'scene_run', 'training_curves']
+__all__ = ['gpu_names', 'env_report', 'finished_run', 'scene_run', 'training_curves', 'compare_exclusion', 'exclusion_summary']
 
 # %% ../notebooks/03a_experiment.ipynb #f9106e01
 def _version(pkg:str) -> str:
@@ -92,6 +92,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
               seed:int=42, # random seed
               check:str='stop', # bad images: stop, skip or off
               valid_pct:float=None, # random validation share instead of the seg_test folder
+              fold:tuple=None, # (k, i): validate on the i-th of k stratified folds of the training images (k-fold cleaning)
               exclude=None, # images to leave out: a file or list of paths relative to `data`
               resume:bool|None=False, # True: continue the run in `out`; None: continue it if unfinished, return it if finished
               resume_from:str|Path=None, # an earlier run folder to copy into `out` first and continue (None: none)
@@ -107,6 +108,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
               augs:dict=None, # `scene_augs` settings (None: the reference's); a self-training student takes stronger ones
               freeze_bn:bool=False, # batchnorm stays as pretrained in the unfrozen epochs too (`fit_scene`; small batches)
               unfrozen_lr:float=None, # the top learning rate of the unfrozen epochs; default lr/2
+              label_smoothing:float=0.1, # of the training loss (`scene_learner`); 0: plain cross-entropy
              ) -> dict|None:
     "Train one model from `data` into the run folder `out`; `run.json`'s dict in the main process, `None` in the others"
     path, out, szs = Path(data), Path(out), tuple(int(s) for s in listify(sizes))
@@ -114,9 +116,11 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     pseudo = read_pseudo(pseudo) if pseudo is not None else None
     settings = dict(data=str(path), arch=arch, weights=str(weights), head=head, sizes=list(szs), epochs=epochs, freeze_epochs=freeze_epochs,
                     bs=bs, seed=seed, check=check, valid_pct=valid_pct, exclude=excluded)
+    if fold is not None: settings['fold'] = list(fold)
     if pseudo or augs: settings.update(pseudo=pseudo and sorted(pseudo.items()), augs=augs)   # part of the run: a resume checks them
     if freeze_bn: settings['freeze_bn'] = True
     if unfrozen_lr is not None: settings['unfrozen_lr'] = unfrozen_lr
+    if label_smoothing != 0.1: settings['label_smoothing'] = label_smoothing
     if _adopt(out, resume_from): say(f"Copied the run folder {resume_from} into {out} to continue it")
     done = finished_run(out)
     if resume is None and done is not None:
@@ -132,7 +136,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     rep = report if report is not None or check == 'off' else check_images(path)
     init_distributed()   # in a launch: the main process builds the image store while the others wait
     set_seed(seed, reproducible=True)
-    dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, check=check, valid_pct=valid_pct, num_workers=num_workers,
+    dls_at = lambda s: scene_aug_dls(path, size=s, bs=bs, seed=seed, check=check, valid_pct=valid_pct, fold=fold, num_workers=num_workers,
                                      report=rep, exclude=excluded, cache=cache, progress=progress, augs=augs,
                                      pseudo=pd.DataFrame(dict(file=list(pseudo), label=list(pseudo.values()))) if pseudo else None)
     dls = dls_at(szs[0])
@@ -141,14 +145,14 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     say(f"Train {len(dls.train_ds)} images{f' ({len(pseudo)} pseudo-labelled)' if pseudo else ''}, valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded by {by})' if excluded else ''}; {arch} ({weights} weights), "
         f"sizes {szs}, {freeze_epochs} frozen + {epochs} epochs, bs {bs}, {'cuda' if dls.device.type == 'cuda' else 'cpu'}"
         + (f", {n_processes()} processes of {process_bs(bs)} images a step each" if n_processes() > 1 else ''))
-    learn = scene_learner(dls, arch, weights, head=head, path=out)
+    learn = scene_learner(dls, arch, weights, head=head, label_smoothing=label_smoothing, path=out)
     learn.caption = caption
     if is_main():
         fig = show_aug_batch(dls, seed=seed)
         if caption: fig.suptitle(caption, color='darkred')
         plt.close(save_figure(fig, out/'aug_batch.png'))
     t0 = time.time()
-    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'exclude', 'pseudo', 'augs', 'freeze_bn', 'unfrozen_lr') if k in settings}
+    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'fold', 'exclude', 'pseudo', 'augs', 'freeze_bn', 'unfrozen_lr', 'label_smoothing') if k in settings}
     with (learn.no_bar() if not (progress and is_main()) else contextlib.nullcontext()):   # in a launch, one progress bar: the main process's
         run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config, freeze_bn=freeze_bn, unfrozen_lr=unfrozen_lr)
     secs, procs = time.time() - t0, n_processes()
@@ -182,3 +186,46 @@ def training_curves(run_dir:str|Path, # a run folder with a log.csv
     title = f'{run_dir.name}: {len(log)} epochs by stage: {stages} (dotted: a new stage)'
     fig.suptitle(f'{caption}\n{title}' if caption else title, color='darkred' if caption else 'black'); fig.tight_layout()
     return save_figure(fig, ifnone(fname, run_dir/'curves.png'))
+
+# %% ../notebooks/03a_experiment.ipynb #8bde53f3
+def compare_exclusion(path:str|Path, # dataset root
+                      exclude, # the exclusion list to test: a file, or paths relative to `path`
+                      seeds=(0, 1, 2), # a pair of runs per seed
+                      eval_dirs:dict=None, # {name: labelled folder} evaluated besides the valid split
+                      arch:str='resnet50', # torchvision or timm name
+                      weights='imagenet', # as `scene_run` takes them
+                      size:int=150, # image size
+                      bs:int=64, # batch size
+                      freeze_epochs:int=1, # frozen epochs of each run
+                      epochs:int=1, # unfrozen epochs of each run
+                      lr:float=None, # learning rate; None: lr_find's valley, per run
+                      run_dir:str|Path='runs/compare-exclusion', # the runs' folders go here, `seed0_all`, `seed0_cleaned`, ...
+                      check:str='skip', # bad images: stop, skip or off
+                      **kwargs, # more `scene_run` settings for both arms (freeze_bn, unfrozen_lr, ...)
+                     ) -> pd.DataFrame:
+    "Accuracy with and without the excluded training images, one row per (seed, arm, evaluation set)"
+    rows = []
+    for seed in seeds:
+        for excluded in (False, True):
+            out = Path(run_dir)/f'seed{seed}_{"cleaned" if excluded else "all"}'
+            run = scene_run(path, out, arch=arch, weights=weights, sizes=(size,), epochs=epochs, freeze_epochs=freeze_epochs, bs=bs, lr=lr,
+                            seed=seed, check=check, exclude=exclude if excluded else None, resume=None, k=0, progress=False, **kwargs)
+            row = dict(seed=seed, excluded=excluded, n_train=run['n_train'], train_seconds=run['train_seconds'])
+            rows.append(dict(row, eval='valid', n_eval=run['n_valid'], accuracy=run['accuracy']))
+            if eval_dirs:
+                learn = load_scene_learner(out/'model.pkl')
+                for name, d in eval_dirs.items():
+                    df, _ = scene_preds(learn, d, bs=bs)
+                    rows.append(dict(row, eval=name, n_eval=len(df), accuracy=float(df.correct.mean())))
+    return pd.DataFrame(rows)[['seed', 'excluded', 'n_train', 'eval', 'n_eval', 'accuracy', 'train_seconds']]
+
+# %% ../notebooks/03a_experiment.ipynb #f9cb92ba
+def exclusion_summary(res:pd.DataFrame, # `compare_exclusion`'s rows
+                     ) -> pd.DataFrame:
+    "Mean and spread of the accuracy over seeds, with and without the exclusion, and the difference, per evaluation set"
+    g = res.groupby(['eval', 'excluded']).accuracy.agg(['mean', 'std', 'min', 'max']).unstack('excluded')
+    g.columns = [f"{s}_{'cleaned' if e else 'all'}" for s, e in g.columns]
+    diff = res.pivot_table(index=['eval', 'seed'], columns='excluded', values='accuracy')
+    g['diff_mean'] = (diff[True] - diff[False]).groupby('eval').mean()
+    g['diff_std'] = (diff[True] - diff[False]).groupby('eval').std()
+    return g

@@ -14,12 +14,14 @@ from .core import *
 from .runtime import *
 
 # %% auto #0
-__all__ = ['confusion', 'scene_metrics', 'valid_folder', 'labelled_items', 'labelled_dl', 'cross_entropy', 'scene_preds',
-           'scene_top_losses', 'plot_confusion', 'top_losses_grid', 'gradcam_maps', 'gradcam_grid', 'SceneReport',
-           'scene_report']
+__all__ = ['confusion', 'scene_metrics', 'scene_preds', 'scene_top_losses', 'plot_confusion', 'top_losses_grid', 'gradcam_maps',
+           'gradcam_grid', 'SceneReport', 'scene_report']
 
 # %% ../notebooks/03_interpret.ipynb #c63bde31
-def confusion(y_true, y_pred, n:int) -> np.ndarray:
+def confusion(y_true, # actual class indices
+              y_pred, # predicted class indices
+              n:int, # number of classes
+             ) -> np.ndarray:
     "Counts of (actual, predicted) pairs, `n` x `n`"
     return np.bincount(np.asarray(y_true)*n + np.asarray(y_pred), minlength=n*n).reshape(n, n)
 
@@ -43,74 +45,31 @@ def scene_metrics(y_true, # actual class indices
                 confusion_normalized=np.round(cm/np.maximum(support[:, None], 1), 4).tolist(),
                 most_confused=sorted(off, key=lambda t: -t[2])[:n_pairs])
 
-# %% ../notebooks/03_interpret.ipynb #e7f640ed
-def valid_folder(path:str|Path) -> Path:
-    "The validation folder of a dataset root, or `path` itself when it is not one"
-    p = Path(path)
-    if not p.is_dir(): raise SceneError(f"{path}: no such folder")
-    try: return scene_layout(p)['valid'] or p
-    except SceneError: return p
-
-def labelled_items(path:str|Path, vocab) -> list:
-    "The images in `path`'s class folders named in `vocab` (or in its validation split, for a dataset root), sorted"
-    items = [f for f in image_files(valid_folder(path)) if f.parent.name in vocab]
-    if not items: raise SceneError(f"{path}: no images in class folders named {list(vocab)}")
-    return items
-
-def labelled_dl(learn:Learner, path:str|Path, bs:int=None) -> TfmdDL:
-    "A labelled `DataLoader` over `labelled_items(path)`, with the learner's validation transforms"
-    return learn.dls.test_dl(labelled_items(path, learn.dls.vocab), with_labels=True, bs=bs or learn.dls.bs)
-
-def cross_entropy(logits:np.ndarray, # (n, classes)
-                  targs:np.ndarray, # (n,) class indices
-                  label_smoothing:float=0.0, # as the training loss had it
-                 ) -> np.ndarray:
-    "Each row's cross-entropy loss, as PyTorch's (and fastai's `LabelSmoothingCrossEntropy`) computes it, in numpy"
-    z = logits.astype(np.float64); z = z - z.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    nll = -logp[np.arange(len(targs)), targs]
-    return ((1 - label_smoothing)*nll - label_smoothing*logp.mean(1)).astype(np.float32)
-
-def _onnx_outputs(model:OnnxSceneModel, items, bs:int) -> tuple:
-    "(probabilities, targets, losses) of an ONNX model over labelled files, the loss as the learner computed it"
-    res = list(onnx_preds(model, items, bs))
-    bad = [e for _, e, _, _ in res if e]
-    if bad: raise SceneError(f"{len(bad)} labelled image(s) cannot be read: " + '; '.join(bad[:3]))
-    probs, logits = (np.stack([r[i] for r in res]) for i in (2, 3))
-    targs = np.array([model.vocab.index(Path(f).parent.name) for f in items])
-    return probs, targs, cross_entropy(logits, targs, model.label_smoothing)
-
-def _learner_outputs(learn:Learner, dl, free_every:int) -> tuple:
-    "(items, probabilities, targets, losses) of a fastai learner over `dl` (default: its validation set)"
-    from scene_cls.data import FreeMemory
-    dl = dl if dl is not None else learn.dls.valid
-    probs, targs, losses = learn.get_preds(dl=dl, with_loss=True, cbs=FreeMemory(free_every))
-    return dl.items, probs.numpy(), targs.numpy(), losses.numpy()
-
-def scene_preds(learn:Learner|OnnxSceneModel, dl=None, # a labelled DataLoader (default: the validation set); for an ONNX model, `labelled_items`
+# %% ../notebooks/03_interpret.ipynb #2fe5ac3e
+def scene_preds(learn, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_model`)
+                dl=None, # labelled images: a DataLoader (`labelled_dl`), files (`labelled_items`), a folder of class folders; default: the learner's validation set
                 free_every:int=16, # `free_memory` every this many batches (0: never)
-                bs:int=64, # an ONNX model's batch size
+                bs:int=64, # batch size for files or a folder
                ) -> tuple:
     "(DataFrame with path, actual, predicted, confidence, loss per image; probabilities as a numpy array) for `dl`"
-    if isinstance(learn, OnnxSceneModel):
-        if dl is None: raise SceneError("an ONNX model has no validation set of its own: pass the labelled files (labelled_items)")
-        items, vocab = list(dl), learn.vocab
-        probs, targs, losses = _onnx_outputs(learn, items, bs)
-    else:
-        (items, probs, targs, losses), vocab = _learner_outputs(learn, dl, free_every), learn.dls.vocab
-    pred = probs.argmax(1)
+    learn = as_scene_model(learn)
+    items, probs, targs, losses = learn.labelled_preds(dl, bs=bs, free_every=free_every)
+    vocab, pred = learn.vocab, probs.argmax(1)
     df = pd.DataFrame(dict(path=[str(p) for p in items], actual=[vocab[i] for i in targs], predicted=[vocab[i] for i in pred],
                            confidence=probs.max(1), p_actual=probs[np.arange(len(targs)), targs], loss=losses))
     df['correct'] = df.actual == df.predicted
     return df, probs
 
+# %% ../notebooks/03_interpret.ipynb #bef087b2
 def scene_top_losses(preds:pd.DataFrame, # `scene_preds` rows
-                     k:int=9) -> pd.DataFrame:
+                     k:int=9, # how many
+                    ) -> pd.DataFrame:
     "The `k` rows of `preds` with the highest loss, highest first"
     return preds.sort_values('loss', ascending=False, kind='stable').head(k)
 
 # %% ../notebooks/03_interpret.ipynb #56fe6bca
-def plot_confusion(metrics:dict, fname:str|Path=None, # save here as PNG
+def plot_confusion(metrics:dict, # `scene_metrics` of an evaluation
+                   fname:str|Path=None, # save here as PNG
                   ) -> plt.Figure:
     "The confusion matrix of `scene_metrics`: counts, and each row as a share of the actual class"
     classes, n = metrics['classes'], len(metrics['classes'])
@@ -136,7 +95,9 @@ def _grid(n:int, ncols:int):
 def _title(r): return f"actual {r.actual}\npredicted {r.predicted} ({r.confidence:.0%})\nloss {r.loss:.2f}"
 
 def top_losses_grid(top:pd.DataFrame, # rows of `scene_top_losses`
-                    fname:str|Path=None, ncols:int=3) -> plt.Figure:
+                    fname:str|Path=None, # save the picture here as PNG
+                    ncols:int=3, # images per row
+                   ) -> plt.Figure:
     "The images of `top`, each titled with its actual and predicted class, confidence and loss"
     fig, axs = _grid(len(top), ncols)
     for ax, r in zip(axs, top.itertuples()):
@@ -145,10 +106,11 @@ def top_losses_grid(top:pd.DataFrame, # rows of `scene_top_losses`
     return save_figure(fig, fname)
 
 # %% ../notebooks/03_interpret.ipynb #e4a0f61b
-def gradcam_maps(model:nn.Module, x:Tensor, # a normalized batch, as the model sees it
-            targets=None, # class index per image; default: the predicted class
-            layer:nn.Module=None, # default: the model's body, `model[0]`
-           ) -> np.ndarray:
+def gradcam_maps(model:nn.Module, # the PyTorch model (body, then head)
+                 x:Tensor, # a normalized batch, as the model sees it
+                 targets=None, # class index per image; default: the predicted class
+                 layer:nn.Module=None, # default: the model's body, `model[0]`
+                ) -> np.ndarray:
     "Grad-CAM maps (n, h, w) in [0, 1] for the batch `x`"
     import torch
     from pytorch_grad_cam import GradCAM
@@ -163,8 +125,11 @@ def gradcam_maps(model:nn.Module, x:Tensor, # a normalized batch, as the model s
         return cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
 
 # %% ../notebooks/03_interpret.ipynb #35b0b9b5
-def gradcam_grid(learn:Learner, top:pd.DataFrame, # rows of `scene_top_losses`
-                 fname:str|Path=None, ncols:int=3) -> plt.Figure:
+def gradcam_grid(learn:Learner, # a fastai learner (Grad-CAM needs its gradients)
+                 top:pd.DataFrame, # rows of `scene_top_losses`
+                 fname:str|Path=None, # save the picture here as PNG
+                 ncols:int=3, # images per row
+                ) -> plt.Figure:
     "Grad-CAM of the predicted class over each image of `top`"
     from pytorch_grad_cam.utils.image import show_cam_on_image
     dl = learn.dls.test_dl(list(top.path), bs=len(top))
@@ -181,7 +146,11 @@ def gradcam_grid(learn:Learner, top:pd.DataFrame, # rows of `scene_top_losses`
 # %% ../notebooks/03_interpret.ipynb #8080189e
 class SceneReport:
     "Metrics, per-image predictions and pictures of one evaluation, as written to `folder`"
-    def __init__(self, metrics:dict, preds:pd.DataFrame, folder:Path): self.metrics, self.preds, self.folder = metrics, preds, folder
+    def __init__(self,
+                 metrics:dict, # `scene_metrics` of the evaluation
+                 preds:pd.DataFrame, # `scene_preds` rows
+                 folder:Path, # where the report was written
+                ): self.metrics, self.preds, self.folder = metrics, preds, folder
     def _per_class_md(self):
         rows = [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for c, v in self.metrics['per_class'].items()]
         return '\n'.join(['| class | precision | recall | F1 | support |', '|---|---|---|---|---|'] + rows)
@@ -198,24 +167,25 @@ class SceneReport:
     def _repr_markdown_(self): return self.markdown(rel=False)
     def __repr__(self): return f"SceneReport(accuracy={self.metrics['accuracy']:.4f}, n={self.metrics['n']}, folder={self.folder})"
 
+# %% ../notebooks/03_interpret.ipynb #fffa6947
 def _save_captioned(fig, fname:Path, caption:str=None, dpi:int=80):
     "Save `fig` with `caption` above its title (in red: e.g. that the run was a quick check, not a result), and close it"
     if caption: fig.suptitle(f"{caption}\n{fig._suptitle.get_text() if fig._suptitle else ''}", color='darkred'); fig.tight_layout()
     plt.close(save_figure(fig, fname, dpi=dpi))
 
-def scene_report(learn:Learner|OnnxSceneModel, folder:str|Path, # where the report goes
-                 dl=None, # a labelled DataLoader (`labelled_dl`; default: the validation set), or an ONNX model's `labelled_items`
+def scene_report(learn, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_model`)
+                 folder:str|Path, # where the report goes
+                 dl=None, # labelled images, as `scene_preds` takes them; default: the learner's validation set
                  k:int=9, # how many top losses to draw
                  gradcam:bool=True, # draw Grad-CAM over the top losses
                  free_every:int=16, # `free_memory` every this many batches of the evaluation (0: never)
-                 bs:int=64, # an ONNX model's batch size
+                 bs:int=64, # batch size for files or a folder
                  caption:str=None, # a line on every picture and atop the report (e.g. 'QUICK MODE'); default: `learn.caption`
                 ) -> SceneReport:
     "Evaluate `learn` on `dl` and write the report folder"
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     preds, _ = scene_preds(learn, dl, free_every, bs)
-    onnx = isinstance(learn, OnnxSceneModel)
-    vocab = list(learn.vocab if onnx else learn.dls.vocab)
+    vocab = as_scene_model(learn).vocab
     m = scene_metrics(preds.actual.map(vocab.index), preds.predicted.map(vocab.index), vocab)
     top = scene_top_losses(preds, k)
     m['top_losses'] = top[['path', 'actual', 'predicted', 'confidence', 'loss']].to_dict('records')
@@ -225,7 +195,7 @@ def scene_report(learn:Learner|OnnxSceneModel, folder:str|Path, # where the repo
     _save_captioned(plot_confusion(m), folder/'confusion_matrix.png', caption, dpi=90)
     if len(top):
         _save_captioned(top_losses_grid(top), folder/'top_losses.png', caption)
-        if gradcam and not onnx: _save_captioned(gradcam_grid(learn, top), folder/'gradcam.png', caption)   # gradients need the PyTorch model
+        if gradcam and learn.can_gradcam: _save_captioned(gradcam_grid(learn, top), folder/'gradcam.png', caption)   # gradients need the PyTorch model
     rep = SceneReport(m, preds, folder)
     (folder/'report.md').write_text(rep.markdown())
     return rep

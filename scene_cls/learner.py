@@ -24,7 +24,8 @@ from torch.amp import GradScaler, autocast
 __all__ = ['channels_last', 'find_lr', 'export_learner', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda',
            'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last_amp', 'BnFreezeAll', 'scene_learner',
            'scene_lr_find', 'plan_stages', 'save_checkpoint', 'load_checkpoint', 'RestoreRun', 'RunLog',
-           'check_resumable', 'freeze_batchnorm', 'fit_scene', 'export_scene_learner', 'load_scene_learner']
+           'check_resumable', 'freeze_batchnorm', 'fit_scene', 'export_scene_learner', 'load_scene_learner',
+           'labelled_dl']
 
 # %% ../notebooks/02_learner.ipynb #56687676
 def halves_split(m:nn.Module) -> list:
@@ -38,7 +39,10 @@ def _stats_for(src:str, name:str, model:nn.Module, weights) -> tuple:
         return tuple(cfg['mean']), tuple(cfg['std'])
     return imagenet_stats
 
-def linear_head(nf:int, n_out:int, ps:float=0.2) -> nn.Sequential:
+def linear_head(nf:int, # features of the body's last layer
+                n_out:int, # classes
+                ps:float=0.2, # dropout before the linear layer
+               ) -> nn.Sequential:
     "Average pooling, dropout `ps`, one linear layer"
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(ps), nn.Linear(nf, n_out))
 
@@ -65,7 +69,9 @@ def scene_model(arch:str='resnet50', # torchvision or timm name
     return add_head(body, nf, n_out, ps=ifnone(ps, 0.5)), stats, splitter
 
 # %% ../notebooks/02_learner.ipynb #b45c24a5
-def normalized(dls:DataLoaders, stats) -> DataLoaders:
+def normalized(dls:DataLoaders, # the DataLoaders
+               stats, # (mean, std) of the pretrained weights
+              ) -> DataLoaders:
     "`dls` with `Normalize.from_stats(*stats)` as its last batch transform, once"
     if not dls.after_batch.fs.filter(risinstance(Normalize)): dls.add_tfms([Normalize.from_stats(*stats)], 'after_batch')
     return dls
@@ -86,8 +92,9 @@ class ChannelsLastModel(ChannelsLast):
     "fastai's `ChannelsLast`, also before validation and prediction: an exported model loads in the default layout"
     def before_validate(self): self.learn.model.to(memory_format=torch.channels_last)
 
-def channels_last_amp(learn:Learner, amp:bool=None, # mixed precision too; default: on CUDA
-                 ) -> Learner:
+def channels_last_amp(learn:Learner, # the learner to speed up
+                      amp:bool=None, # mixed precision too; default: on CUDA
+                     ) -> Learner:
     "`learn.model` in channels-last memory now and in every fit, on any device; mixed precision when `amp`"
     learn.model.to(memory_format=torch.channels_last)   # now, so that `get_preds` before any fit runs channels-last too
     if not learn.cbs.filter(risinstance(ChannelsLast)): learn.add_cb(ChannelsLastModel())
@@ -103,13 +110,14 @@ class BnFreezeAll(BnFreeze):
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and not next(m.parameters(), torch.ones(1)).requires_grad: m.eval()
 
 @delegates(Learner)
-def scene_learner(dls:DataLoaders,
+def scene_learner(dls:DataLoaders, # the DataLoaders (`scene_dls`, `scene_aug_dls`)
                   arch:str='resnet50', # torchvision or timm name
                   weights:str|Path|None='imagenet', # 'imagenet', 'places365', a .pth file, or None
                   label_smoothing:float=0.1, # 0 for plain cross-entropy
                   head:str='linear', # 'linear' or 'fastai'
                   ps:float=None, # head dropout
-                  **kwargs) -> Learner:
+                  **kwargs, # `Learner`'s other settings (path, cbs, ...)
+                 ) -> Learner:
     "A fastai `Learner` for scene classification"
     model, stats, splitter = scene_model(arch, dls.c, weights, head=head, ps=ps)
     loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat()
@@ -122,9 +130,11 @@ def scene_learner(dls:DataLoaders,
     return learn
 
 # %% ../notebooks/02_learner.ipynb #0f74569e
-def scene_lr_find(learn:Learner, fname:str|Path=None, # save the plot here as PNG
+def scene_lr_find(learn:Learner, # the learner (frozen, as the first stage trains it)
+                  fname:str|Path=None, # save the plot here as PNG
                   num_it:int=100, # iterations (fewer on the CPU)
-                  show_plot:bool=True) -> dict:
+                  show_plot:bool=True, # also show the plot (in a notebook)
+                 ) -> dict:
     "fastai's `lr_find` suggestions (`minimum`, `steep`, `valley`, `slide`) as floats, and the plot saved to `fname`"
     learn.lr_find(num_it=num_it, show_plot=False, suggest_funcs=None)
     # fastai computes every suggestion in one go, and `slide` fails on a short curve (a run that diverged early):
@@ -182,7 +192,10 @@ def _shuffle_rng(learn:Learner):
     dl = learn.dls.train
     return getattr(dl, 'dl', dl).rng
 
-def save_checkpoint(learn:Learner, fname:Path, progress:dict):
+def save_checkpoint(learn:Learner, # the learner whose model and optimizer are saved
+                    fname:Path, # the checkpoint file (written atomically)
+                    progress:dict, # where the run is (stage, stage_epoch, epochs_done), saved with it
+                   ):
     "Everything the run depends on after an epoch: model, optimizer, random states, loss smoother, loss scaler, `progress`"
     sm, scaler = learn.recorder.smooth_loss, getattr(learn, 'scaler', None)
     state = dict(model=get_model(learn.model).state_dict(), opt=learn.opt.state_dict(), rng=_rng_states(),
@@ -190,7 +203,9 @@ def save_checkpoint(learn:Learner, fname:Path, progress:dict):
                  scaler=scaler.state_dict() if scaler is not None else None, progress=progress)
     _write_atomic(Path(fname), lambda tmp: torch.save(state, tmp))
 
-def load_checkpoint(fname:Path, device=None) -> dict:
+def load_checkpoint(fname:Path, # a checkpoint of `save_checkpoint`
+                    device=None, # where the tensors go; default: the CPU
+                   ) -> dict:
     "A checkpoint written by `save_checkpoint`, read with `weights_only=True`"
     with torch.serialization.safe_globals([L, getattr(np, '_core', np.core).multiarray.scalar, np.dtype, *[getattr(np.dtypes, d) for d in np.dtypes.__all__]]):
         try: return torch.load(fname, map_location=device or 'cpu', weights_only=True)
@@ -200,7 +215,10 @@ def load_checkpoint(fname:Path, device=None) -> dict:
 class RestoreRun(Callback):
     "Put a resumed run back where its checkpoint left it, at the start of the epoch it continues with"
     order = SkipToEpoch.order + 1   # after the skipped epochs, before the first batch is drawn
-    def __init__(self, state:dict, start:int): store_attr()
+    def __init__(self,
+                 state:dict, # the checkpoint of `save_checkpoint`
+                 start:int, # the epoch the resumed stage continues from
+                ): store_attr()
     def before_epoch(self):
         if self.epoch != self.start: return
         s = self.state
@@ -211,7 +229,13 @@ class RestoreRun(Callback):
 class RunLog(Callback):
     "After each epoch: a row in `log.csv`, a checkpoint (`save_checkpoint`), and `state.json`, its readable mirror"
     order = Recorder.order + 1
-    def __init__(self, run_dir:Path, stage:int, size:int, offset:int=0, start:int=0): store_attr()
+    def __init__(self,
+                 run_dir:Path, # the run folder
+                 stage:int, # index of the stage
+                 size:int, # its image size
+                 offset:int=0, # epochs of the earlier stages
+                 start:int=0, # the epoch this stage starts from (after a resume)
+                ): store_attr()
 
     def after_epoch(self):
         if self.epoch < self.start: return   # skipped by `start_epoch` on resume: fastai still calls after_epoch
@@ -295,9 +319,12 @@ def _run_stage(learn, dls_at, s:dict, i:int, start:int, offset:int, st:dict, ck:
     _fit_stage(learn, s, st['lr'], cbs=cbs, start=start, **kw)
 
 # %% ../notebooks/02_learner.ipynb #dd97045d
-def fit_scene(learn:Learner, dls_at:callable, # `dls_at(size)` makes the DataLoaders for an image size
+def fit_scene(learn:Learner, # the learner to train
+              dls_at:callable, # `dls_at(size)` makes the DataLoaders for an image size
               run_dir:str|Path, # where the log, checkpoint and state go
-              epochs:int=3, freeze_epochs:int=1, sizes=(150,),
+              epochs:int=3, # unfrozen epochs
+              freeze_epochs:int=1, # frozen epochs first
+              sizes=(150,), # image sizes; the unfrozen epochs are shared out over them (progressive resizing)
               lr:float=None, # base learning rate; default: `scene_lr_find`'s valley
               lr_mult:float=100, # the first layer group trains at lr/2/lr_mult (discriminative rates, as fine_tune)
               unfrozen_lr:float=None, # the top rate of the unfrozen stages (the head's); default lr/2, as fine_tune
@@ -324,13 +351,17 @@ def fit_scene(learn:Learner, dls_at:callable, # `dls_at(size)` makes the DataLoa
     return learn.run_state
 
 # %% ../notebooks/02_learner.ipynb #c3b667ee
-def export_scene_learner(learn:Learner, fname:str|Path) -> Path:
+def export_scene_learner(learn:Learner, # the trained learner
+                         fname:str|Path, # the .pkl file to write
+                        ) -> Path:
     "Export `learn` (no optimizer, no data) to `fname`, for `load_scene_learner`"
     fname = Path(fname).absolute(); fname.parent.mkdir(parents=True, exist_ok=True)
     learn.export(fname)
     return fname
 
-def load_scene_learner(fname:str|Path, cpu:bool=None) -> Learner:
+def load_scene_learner(fname:str|Path, # a .pkl file of `export_scene_learner` (or fastai's `Learner.export`)
+                       cpu:bool=None, # on the CPU even when there is a GPU; default: the GPU when there is one
+                      ) -> Learner:
     "`load_learner(fname)` with a clear error for a missing or foreign file; on the GPU when there is one unless `cpu`"
     # Like every fastai export, the file is a pickle: load only models you trust. (fastai warns so on every load;
     # we say it here once instead of printing it before each prediction run.)
@@ -347,3 +378,56 @@ def load_scene_learner(fname:str|Path, cpu:bool=None) -> Learner:
     return learn
 
 export_learner = renamed(export_scene_learner, 'export_learner')   # its first name, for one release
+
+# %% ../notebooks/02_learner.ipynb #8239b08e
+@patch(as_prop=True)
+def vocab(self:Learner) -> list:
+    "The class names, in the model's order"
+    return list(self.dls.vocab)
+
+Learner.can_tta = Learner.can_gradcam = True   # fastai's transforms and the model's gradients are here
+
+# %% ../notebooks/02_learner.ipynb #a9b54754
+@patch
+def file_probs(self:Learner, files:list, # image files
+               bs:int=64, # batch size
+               min_size:int=8, # smaller images are an error
+               tta:bool=False, # test-time augmentation (fastai's `tta`)
+               progress:bool=False, # a bar over the chunks
+               chunk:int=None, # files read at a time; default 4*bs
+               free_every:int=4, # `free_memory` after every this many chunks (0: never)
+              ):
+    "For each file, in order: (file, error message or '', probabilities or `None`)"
+    chunk = chunk or 4*bs
+    for n, s in enumerate(progress_over(range(0, len(files), chunk), progress and len(files) > chunk)):
+        got, good = [], []
+        for f in files[s:s+chunk]:
+            try: good.append((len(got), read_image(f, min_size))); got.append([f, '', None])
+            except SceneError as e: got.append([f, str(e), None])
+        if good:
+            dl = self.dls.test_dl([im for _, im in good], bs=bs)
+            with self.no_bar(), self.no_logging(): probs = (self.tta(dl=dl) if tta else self.get_preds(dl=dl))[0].numpy()
+            for (i, _), p in zip(good, probs): got[i][2] = p
+        yield from map(tuple, got)
+        if free_every and n % free_every == free_every - 1: free_memory()   # past chunks' images and DataLoaders go now, not at Python's next full collection
+
+# %% ../notebooks/02_learner.ipynb #c02a6603
+def labelled_dl(learn:Learner, # the learner whose validation transforms and classes are used
+                path:str|Path, # a folder of class sub-folders, or a dataset root (its validation folder)
+                bs:int=None, # batch size; default the learner's
+               ) -> TfmdDL:
+    "A labelled `DataLoader` over `labelled_items(path)`, with the learner's validation transforms"
+    return learn.dls.test_dl(labelled_items(path, learn.vocab), with_labels=True, bs=bs or learn.dls.bs)
+
+@patch
+def labelled_preds(self:Learner, src=None, # a labelled DataLoader, labelled files, a folder of class folders, or None: the validation set
+                   bs:int=None, # batch size for files or a folder; default the learner's
+                   free_every:int=16, # `free_memory` every this many batches (0: never)
+                  ) -> tuple:
+    "(files, probabilities, targets, losses) over labelled images, as numpy arrays"
+    if src is None: dl = self.dls.valid
+    elif isinstance(src, (str, Path)): dl = labelled_dl(self, src, bs)
+    elif isinstance(src, (list, tuple, L)): dl = self.dls.test_dl(list(src), with_labels=True, bs=bs or self.dls.bs)
+    else: dl = src
+    probs, targs, losses = self.get_preds(dl=dl, with_loss=True, cbs=FreeMemory(free_every))
+    return dl.items, probs.numpy(), targs.numpy(), losses.numpy()

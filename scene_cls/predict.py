@@ -24,7 +24,7 @@ def list_inputs(paths) -> list:
         else: res.append(p)
     return res
 
-# %% ../notebooks/05_predict.ipynb #7d4bc727
+# %% ../notebooks/05_predict.ipynb #143e2cbe
 def _top(probs, vocab, k:int=3) -> str:
     p = np.asarray(probs, dtype=np.float64); i = np.argsort(-p, kind='stable')[:min(k, len(vocab))]
     return ' '.join(f"{vocab[j]}:{p[j]:.4f}" for j in i)
@@ -34,51 +34,27 @@ def _row(f, err:str='', probs=None, vocab=None) -> dict:
     if probs is not None: r.update(predicted=vocab[int(probs.argmax())], confidence=round(float(probs.max()), 6), top3=_top(probs, vocab))
     return r
 
-def _bar(gen, show:bool, total:int=None):
-    "`gen` with a progress bar when `show`; `gen` itself otherwise (fastprogress's console bar prints its fill character even when hidden)"
-    if not show: return gen
-    from fastprogress.fastprogress import progress_bar
-    return progress_bar(gen, total=total, leave=False)
-
-def _onnx_rows(model:OnnxSceneModel, files:list, bs:int, tta:bool, min_size:int, progress:bool):
-    if tta: raise SceneError("test-time augmentation needs the fastai model (model.pkl), not an ONNX file")
-    for f, err, p, _ in _bar(onnx_preds(model, files, bs, min_size), progress and len(files) > 4*bs, total=len(files)):
-        yield _row(f, err, p, model.vocab)
-
-def _learner_rows(learn:Learner, files:list, bs:int, tta:bool, min_size:int, progress:bool, chunk:int, free_every:int):
-    from scene_cls.data import read_image
-    vocab = learn.dls.vocab
-    for n, s in enumerate(_bar(range(0, len(files), chunk), progress and len(files) > chunk)):
-        rows, good = [], []
-        for f in files[s:s+chunk]:
-            try: good.append((len(rows), read_image(f, min_size))); rows.append(_row(f))
-            except SceneError as e: rows.append(_row(f, str(e)))
-        if good:
-            dl = learn.dls.test_dl([im for _, im in good], bs=bs)
-            with learn.no_bar(), learn.no_logging():
-                probs = learn.tta(dl=dl)[0] if tta else learn.get_preds(dl=dl)[0]
-            for (i, _), p in zip(good, probs): rows[i] = _row(rows[i]['path'], probs=p, vocab=vocab)
-        yield from rows
-        if free_every and n % free_every == free_every - 1: free_memory()   # past chunks' images and DataLoaders go now, not at Python's next full collection
-
-def predict_rows(learn:Learner|OnnxSceneModel, # a fastai learner or an ONNX model (`load_scene_model`)
+# %% ../notebooks/05_predict.ipynb #292766fb
+def predict_rows(learn, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_model`)
                  paths, # files and folders
                  bs:int=64, # batch size
                  tta:bool=False, # test-time augmentation
-                 chunk:int=None, # files read at a time; default 4*bs
+                 chunk:int=None, # files read at a time (a learner); default 4*bs
                  min_size:int=8, # smaller images get an error row
                  progress:bool=True, # a progress bar over the files
                  free_every:int=4, # `free_memory` after every this many chunks (0: never)
                 ):
     "One dict per input file: path, predicted, confidence, top3, error (empty when it was predicted)"
-    files, chunk = list_inputs(paths), chunk or 4*bs
-    if isinstance(learn, OnnxSceneModel): yield from _onnx_rows(learn, files, bs, tta, min_size, progress)
-    else: yield from _learner_rows(learn, files, bs, tta, min_size, progress, chunk, free_every)
+    learn = as_scene_model(learn)
+    for f, err, p in learn.file_probs(list_inputs(paths), bs=bs, min_size=min_size, tta=tta, progress=progress, chunk=chunk, free_every=free_every):
+        yield _row(f, err, p, learn.vocab)
 
-def predict_csv(learn:Learner|OnnxSceneModel, # a fastai learner or an ONNX model
+# %% ../notebooks/05_predict.ipynb #1f0ee75e
+def predict_csv(learn, # a fastai `Learner` or an `OnnxSceneModel`
                 paths, # files and folders
                 out:str|Path, # the CSV to write
-                **kwargs) -> dict:
+                **kwargs, # `predict_rows`'s settings (bs, tta, chunk, min_size, progress, free_every)
+               ) -> dict:
     "Write `predict_rows` to the CSV `out`, row by row; return the counts"
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     n = ok = 0; t0 = time.time()

@@ -6,14 +6,16 @@ Docs: https://scene-cls.github.io/scene_cls/runtime.html.md"""
 
 # %% ../notebooks/02a_runtime.ipynb #e6848511
 from __future__ import annotations
-import collections, itertools, json, os
+import collections, contextlib, itertools, json, os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
+from fastcore.basics import chunked, patch
 from .core import *
 
 # %% auto #0
-__all__ = ['ONNX_EXTRA', 'import_onnxruntime', 'OnnxSceneModel', 'load_scene_model', 'onnx_preds']
+__all__ = ['ONNX_EXTRA', 'import_onnxruntime', 'OnnxSceneModel', 'load_scene_model', 'onnx_preds', 'cross_entropy',
+           'as_scene_model']
 
 # %% ../notebooks/02a_runtime.ipynb #ddb7ea96
 ONNX_EXTRA = 'pip install onnxruntime   (or: pip install "scene_cls[onnx]", which can also export)'
@@ -77,11 +79,6 @@ def _ahead(fn:callable, items, n:int, workers:int):
             q.extend(ex.submit(fn, x) for x in itertools.islice(it, 1))
             yield r
 
-def _chunks(it, n:int):
-    "Lists of `n` items of `it` (the last may be shorter)"
-    it = iter(it)
-    while (c := list(itertools.islice(it, n))): yield c
-
 def onnx_preds(model:OnnxSceneModel, # the model
                files, # image files
                bs:int=64, # batch size
@@ -93,10 +90,67 @@ def onnx_preds(model:OnnxSceneModel, # the model
         try: return f, '', read_pixels(f, model.size, min_size)
         except SceneError as e: return f, str(e), None
     workers = workers or min(4, os.cpu_count() or 1)
-    for grp in _chunks(_ahead(read, files, 2*bs, workers), bs):
+    for grp in chunked(_ahead(read, files, 2*bs, workers), bs):
         good = [x for _, _, x in grp if x is not None]
         probs, logits = model(np.stack(good)) if good else ((), ())
         i = 0
         for f, err, x in grp:
             if x is None: yield f, err, None, None
             else: yield f, '', probs[i], logits[i]; i += 1
+
+# %% ../notebooks/02a_runtime.ipynb #e520c220
+def cross_entropy(logits:np.ndarray, # (n, classes)
+                  targs:np.ndarray, # (n,) class indices
+                  label_smoothing:float=0.0, # as the training loss had it
+                 ) -> np.ndarray:
+    "Each row's cross-entropy loss, as PyTorch's (and fastai's `LabelSmoothingCrossEntropy`) computes it, in numpy"
+    z = logits.astype(np.float64); z = z - z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    nll = -logp[np.arange(len(targs)), targs]
+    return ((1 - label_smoothing)*nll - label_smoothing*logp.mean(1)).astype(np.float32)
+
+# %% ../notebooks/02a_runtime.ipynb #9c291956
+OnnxSceneModel.can_tta = OnnxSceneModel.can_gradcam = False   # no fastai transforms, no gradients
+
+@patch
+def no_bar(self:OnnxSceneModel):
+    "A context that changes nothing: an ONNX model draws no progress bar of its own"
+    return contextlib.nullcontext()
+
+@patch
+def file_probs(self:OnnxSceneModel, files:list, # image files
+               bs:int=64, # batch size
+               min_size:int=8, # smaller images are an error
+               tta:bool=False, # test-time augmentation: an error here
+               progress:bool=False, # a bar over the files (drawn for more than 4 batches)
+               **kwargs, # what a learner's `file_probs` takes besides (chunk, free_every): not needed here
+              ):
+    "For each file, in order: (file, error message or '', probabilities or `None`)"
+    if tta: raise SceneError("test-time augmentation needs the fastai model (model.pkl), not an ONNX file")
+    for f, err, p, _ in progress_over(onnx_preds(self, files, bs, min_size), progress and len(files) > 4*bs, total=len(files)): yield f, err, p
+
+# %% ../notebooks/02a_runtime.ipynb #83af50e0
+@patch
+def labelled_preds(self:OnnxSceneModel, src, # labelled image files (`labelled_items`), or a folder of class folders
+                   bs:int=64, # batch size
+                   **kwargs, # what a learner's `labelled_preds` takes besides (free_every): not needed here
+                  ) -> tuple:
+    "(files, probabilities, targets, losses) over labelled images, the loss as the learner computed it"
+    if src is None: raise SceneError("an ONNX model has no validation set of its own: pass the labelled files (labelled_items) or their folder")
+    items = labelled_items(src, self.vocab) if isinstance(src, (str, Path)) else list(src)
+    res = list(onnx_preds(self, items, bs))
+    bad = [e for _, e, _, _ in res if e]
+    if bad: raise SceneError(f"{len(bad)} labelled image(s) cannot be read: " + '; '.join(bad[:3]))
+    probs, logits = (np.stack([r[i] for r in res]) for i in (2, 3))
+    targs = np.array([self.vocab.index(Path(f).parent.name) for f in items])
+    return items, probs, targs, cross_entropy(logits, targs, self.label_smoothing)
+
+# %% ../notebooks/02a_runtime.ipynb #0a4ff788
+def as_scene_model(model, # a fastai `Learner` or an `OnnxSceneModel`
+                  ):
+    "`model`, able to answer the interface above: a fastai `Learner` learns it from `scene_cls.learner`, imported here if need be"
+    if not hasattr(model, 'file_probs'):
+        try: import scene_cls.learner   # patches fastai's Learner
+        except ImportError: pass
+    if not hasattr(model, 'file_probs'): raise SceneError(f"{type(model).__name__}: not a model scene_cls can run (a fastai Learner or an OnnxSceneModel)")
+    return model

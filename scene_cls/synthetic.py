@@ -14,13 +14,14 @@ from .core import CLASSES
 # %% auto #0
 __all__ = ['synthetic_scene', 'make_synthetic_scenes', 'make_broken_images']
 
-# %% ../notebooks/00a_synthetic.ipynb #4ad055e9
+# %% ../notebooks/00a_synthetic.ipynb #24131446
 def _sky(d, s, rng, top=(90,140,210), bottom=(190,215,240), h=None):
     "Vertical gradient sky over the top `h` rows"
     h = s if h is None else h
     t = np.array(top) + rng.integers(-25, 25, 3); b = np.array(bottom) + rng.integers(-20, 20, 3)
     for y in range(h): d.line([(0,y),(s,y)], fill=tuple(int(v) for v in t + (b-t)*y/max(h-1,1)))
 
+# %% ../notebooks/00a_synthetic.ipynb #4e99bc28
 def _facades(d, s, rng, x0, x1, ground):
     "Rectangular facades with window grids between `x0` and `x1`, standing on `ground`"
     x = x0
@@ -32,9 +33,11 @@ def _facades(d, s, rng, x0, x1, ground):
             for wx in range(x+3, x+w-5, 8): d.rectangle([wx, wy, wx+3, wy+4], fill=(230,225,170) if rng.random()<.3 else (40,50,70))
         x += w + int(rng.integers(0, 6))
 
+# %% ../notebooks/00a_synthetic.ipynb #9e057967
 def _draw_buildings(d, s, rng):
     _sky(d, s, rng); _facades(d, s, rng, -5, s, s)
 
+# %% ../notebooks/00a_synthetic.ipynb #8d1095e0
 def _draw_forest(d, s, rng):
     d.rectangle([0,0,s,s], fill=tuple(int(v) for v in (rng.integers(20,60), rng.integers(70,120), rng.integers(20,50))))
     for _ in range(int(rng.integers(25, 45))):
@@ -43,6 +46,7 @@ def _draw_forest(d, s, rng):
         cy, r = int(rng.integers(0, s)), int(rng.integers(s//12, s//5))
         d.ellipse([x-r, cy-r, x+r, cy+r], fill=(int(rng.integers(10,70)), int(rng.integers(90,170)), int(rng.integers(10,60))))
 
+# %% ../notebooks/00a_synthetic.ipynb #85c0c185
 def _draw_glacier(d, s, rng):
     _sky(d, s, rng, top=(150,190,230), bottom=(215,230,245))
     h = int(rng.integers(s//5, s//2))
@@ -52,6 +56,7 @@ def _draw_glacier(d, s, rng):
         x, y = int(rng.integers(0, s)), int(rng.integers(h, s))
         d.line([(x,y), (x+int(rng.integers(-20,20)), y+int(rng.integers(5,25)))], fill=(90,150,200), width=2)
 
+# %% ../notebooks/00a_synthetic.ipynb #788a35a3
 def _draw_mountain(d, s, rng):
     _sky(d, s, rng)
     for _ in range(int(rng.integers(2, 4))):
@@ -61,6 +66,7 @@ def _draw_mountain(d, s, rng):
         if rng.random() < .6: d.polygon([(px-w//6, py+s//12), (px, py), (px+w//6, py+s//12)], fill=(240,240,245))
     d.rectangle([0, int(s*.85), s, s], fill=(int(rng.integers(60,110)), int(rng.integers(90,130)), 50))
 
+# %% ../notebooks/00a_synthetic.ipynb #55691543
 def _draw_sea(d, s, rng):
     hz = int(rng.integers(s//4, s//2)); _sky(d, s, rng, h=hz)
     base = np.array((int(rng.integers(10,50)), int(rng.integers(70,130)), int(rng.integers(140,200))))
@@ -69,6 +75,7 @@ def _draw_sea(d, s, rng):
         x, y = int(rng.integers(0, s)), int(rng.integers(hz+2, s))
         d.line([(x,y),(x+int(rng.integers(5,20)),y)], fill=(200,220,240), width=1)
 
+# %% ../notebooks/00a_synthetic.ipynb #3fc36ec0
 def _draw_street(d, s, rng):
     _sky(d, s, rng); g = int(s*.45)
     _facades(d, s, rng, -5, s//3, int(s*.8)); _facades(d, s, rng, 2*s//3, s, int(s*.8))

@@ -1,11 +1,12 @@
 """The web demo in a real browser: `scene-cls serve` started by the test, driven by headless Chromium through Playwright.
 
 Screenshots go to the test's temporary folder, or to $SCENE_CLS_SCREENSHOTS when that is set (to look at them)."""
-import os, shutil, socket, subprocess, sys, time, urllib.request
+import os, shutil, subprocess, sys, time
 from pathlib import Path
 import pandas as pd, pytest
 from PIL import Image
 from conftest import run_cli, scene_cls_cmd, TINY
+from bench.light import start_server   # a server on a free port, waited for
 
 pytest.importorskip('gradio', reason='the app extra is not installed (pip install "scene_cls[app]")')
 sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is not installed (pip install playwright)')
@@ -16,26 +17,16 @@ def browser_path():
         if shutil.which(name): return shutil.which(name)
     return None
 
-def free_port() -> int:
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
 @pytest.fixture(scope='module')
 def app(synthetic, tmp_path_factory):
     "A tiny model trained on synthetic scenes, served by `scene-cls serve` on 127.0.0.1 with its own upload folder"
     tmp = tmp_path_factory.mktemp('app')
     r = run_cli('train', '--data', synthetic, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp/'run', '--k', 2)
     assert r.returncode == 0, r.stderr
-    port, uploads = free_port(), tmp/'uploads'
+    uploads = tmp/'uploads'
     env = {**os.environ, 'GRADIO_TEMP_DIR': str(uploads), 'GRADIO_ANALYTICS_ENABLED': 'False', 'MPLBACKEND': 'Agg'}
-    log = open(tmp/'serve.log', 'w')
-    proc = subprocess.Popen(scene_cls_cmd() + ['serve', str(tmp/'run/model.pkl'), '--port', str(port), '--examples', str(synthetic), '--upload-age', '1'],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f'http://127.0.0.1:{port}/'
-    for _ in range(240):
-        if proc.poll() is not None: pytest.fail(f"scene-cls serve exited with {proc.returncode}: {(tmp/'serve.log').read_text()}")
-        try: urllib.request.urlopen(url, timeout=2); break
-        except OSError: time.sleep(0.5)
-    else: pytest.fail(f"scene-cls serve did not answer in 2 minutes: {(tmp/'serve.log').read_text()}")
+    try: proc, url, _ = start_server(scene_cls_cmd() + ['serve', tmp/'run/model.pkl', '--examples', synthetic, '--upload-age', '1'], tmp/'serve.log', env, timeout=120)
+    except RuntimeError as e: pytest.fail(f"scene-cls serve did not answer: {e}")
     yield dict(url=url, model=tmp/'run/model.pkl', uploads=uploads, tmp=tmp)
     proc.terminate(); proc.wait(30)
 

@@ -28,7 +28,7 @@ def test_quick_bench_writes_results_of_the_documented_shape(tmp_path):
 
 def test_the_gpu_rows_code_runs_on_the_cpu(synthetic, tmp_path, monkeypatch):
     "Every line of the GPU group that a CPU can run, on tiny settings: the numbers are not kept (no GPU figure without a GPU)"
-    import bench.run as b
+    import bench.gpu as b
     monkeypatch.setattr(b, 'TMP', tmp_path)
     steps = b.gpu_step_rates(synthetic, 'cpu', size=32, bs=8, warmup=1, n=1)
     assert set(steps) == {(False, False), (True, False), (False, True), (True, True)} and min(steps.values()) > 0

@@ -6,12 +6,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from conftest import REPO, run_cli, mixed_folder
 
-def run_in(bin_dir:Path, *args, cwd=None, timeout=600):
-    "Run the program `args[0]` of the environment `bin_dir` (its python, scene-cls) with `args[1:]`; the CompletedProcess"
-    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV', 'PYTHONHOME')}
-    env.update(MPLBACKEND='Agg', PYTHONUNBUFFERED='1')
-    return subprocess.run([str(bin_dir/args[0])] + [str(a) for a in args[1:]], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=timeout)
+from bench.light import run_env as run_in, best_time   # run a program of another environment alone; the shortest of n wall times
 
 @pytest.fixture(scope='module')
 def light(tmp_path_factory):
@@ -85,12 +80,6 @@ def test_a_pkl_model_or_training_says_what_to_install(exported, synthetic, light
         r = run_in(light, 'scene-cls', *args, cwd=tmp_path)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'training install (pip install scene_cls)' in r.stderr, (args, r.stderr)
 
-def best_of(n:int, f) -> float:
-    "The shortest of `n` wall times of `f()`"
-    ts = []
-    for _ in range(n): t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    return min(ts)
-
 def test_commands_start_at_once(exported, synthetic, light, tmp_path):
     out, _ = exported
     one = sorted((synthetic/'seg_pred'/'seg_pred').iterdir())[0]
@@ -100,6 +89,6 @@ def test_commands_start_at_once(exported, synthetic, light, tmp_path):
     for name, args in cases.items():
         def go():
             r = run_in(light, 'scene-cls', *args, cwd=tmp_path); assert r.returncode == 0, r.stderr
-        times[name] = best_of(3, go)
+        times[name] = best_time(3, go)
     print(json.dumps(times))
     assert max(times.values()) < 1.5, times   # 6 s before the imports were made lazy (most of it fastai's import)
