@@ -2,7 +2,7 @@
 run in a fresh process (`child`)."""
 from __future__ import annotations
 import warnings
-warnings.filterwarnings('ignore')   # a benchmark's output is its rows; library warnings are tested elsewhere
+for c in (DeprecationWarning, FutureWarning): warnings.filterwarnings('ignore', category=c)   # the libraries' notices of change, on every run; any other warning is shown
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn
 from PIL import Image

@@ -20,7 +20,7 @@ from .predict import *
 __all__ = ['APP_EXTRA', 'MAX_UPLOAD', 'gradcam_overlay', 'classify_file', 'classify_files', 'upload_folder', 'forget_upload',
            'UploadSweeper', 'example_images', 'scene_app', 'space_app']
 
-# %% ../notebooks/07_app.ipynb #245b1c71
+# %% ../notebooks/07_app.ipynb #61a1f821
 def gradcam_overlay(learn:Learner, # a fastai learner (Grad-CAM needs the PyTorch model's gradients)
                     img:Image.Image, # the image, as `read_rgb` gives it
                     cls:str, # the class to explain
@@ -32,6 +32,7 @@ def gradcam_overlay(learn:Learner, # a fastai learner (Grad-CAM needs the PyTorc
     pic = np.asarray(img.resize(mp.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)/255
     return show_cam_on_image(pic, mp, use_rgb=True)
 
+# %% ../notebooks/07_app.ipynb #9014f99e
 def _short(msg:str, f:Path) -> str: return msg.replace(str(f), f.name)   # the name a user uploaded, not the server's path
 
 def classify_file(model, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_model`)
@@ -60,11 +61,12 @@ def classify_files(model, # a fastai `Learner` or an `OnnxSceneModel`
     Path(out).parent.mkdir(parents=True, exist_ok=True); df.to_csv(out, index=False)
     return df
 
-# %% ../notebooks/07_app.ipynb #d324cc31
+# %% ../notebooks/07_app.ipynb #3014d621
 def upload_folder() -> Path:
     "Where Gradio saves uploads: `GRADIO_TEMP_DIR`, else `gradio` in the system's temporary folder"
     return Path(os.environ.get('GRADIO_TEMP_DIR') or Path(tempfile.gettempdir())/'gradio').resolve()
 
+# %% ../notebooks/07_app.ipynb #60b751dd
 def forget_upload(f:str|Path, # an uploaded file
                   root:Path=None, # the upload folder; default `upload_folder()`
                  ) -> bool:

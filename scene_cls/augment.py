@@ -34,7 +34,7 @@ class RGBRandomize(RandTransform):
         x[idx, ch] = torch.rand(n, *x.shape[2:], device=x.device, dtype=x.dtype) * f
         return x
 
-# %% ../notebooks/01_augment.ipynb #9bbd4dbb
+# %% ../notebooks/01_augment.ipynb #2d2dfea4
 class _JitterCoord:
     "Add uniform noise in [-magnitude, magnitude] to the sampling grid of each chosen image"
     def __init__(self, magnitude=0.02, p=0.5): store_attr()
@@ -51,6 +51,7 @@ class TrainAffine(AffineCoordTfm):
         if split_idx == 0: super().before_call(b, split_idx)
         else: self.do = False
 
+# %% ../notebooks/01_augment.ipynb #e236729a
 class Jitter(TrainAffine):
     "Replace each pixel by a random neighbour at most `magnitude` away (in [-1, 1] image coordinates), with probability `p` per image"
     def __init__(self,
@@ -99,7 +100,7 @@ def scene_aug_dls(path:str|Path, # dataset root
 
 aug_dls = renamed(scene_aug_dls, 'aug_dls')
 
-# %% ../notebooks/01_augment.ipynb #041068d7
+# %% ../notebooks/01_augment.ipynb #dfa0826d
 _SHOW_ONE = dict(flip=dict(max_rotate=0, jitter=0, max_lighting=0, p_rgb=0),
                  rotate=dict(do_flip=False, max_rotate=20., p_rotate=1., jitter=0, max_lighting=0, p_rgb=0),
                  jitter=dict(do_flip=False, max_rotate=0, jitter=0.03, p_jitter=1., max_lighting=0, p_rgb=0, mode='nearest'),
@@ -125,6 +126,7 @@ def show_each_aug(img:PILImage, # the image to augment
     fig.tight_layout()
     return save_figure(fig, fname)
 
+# %% ../notebooks/01_augment.ipynb #d656b3ea
 def show_aug_batch(dls:DataLoaders, # the augmented DataLoaders
                    fname:str|Path=None, # save the picture here as PNG
                    max_n:int=16, # at most this many images

@@ -26,7 +26,7 @@ from .experiment import *
 # %% auto #0
 __all__ = ['scene_features', 'logreg_oof_probs', 'finetune_oof_probs', 'label_issues', 'suspects_grid', 'clean_scene_data']
 
-# %% ../notebooks/04_clean.ipynb #933cba2c
+# %% ../notebooks/04_clean.ipynb #4b4e3c82
 def scene_features(learn:Learner, # a learner whose body gives the features
                    items:list, # image files
                    bs:int=64, # batch size
@@ -35,6 +35,7 @@ def scene_features(learn:Learner, # a learner whose body gives the features
     net = nn.Sequential(get_model(learn.model)[0], nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
     with torch.inference_mode(): return torch.cat([net(b[0]).float().cpu() for b in learn.dls.test_dl(items, bs=bs)]).numpy()
 
+# %% ../notebooks/04_clean.ipynb #495fe2cd
 def logreg_oof_probs(feats:np.ndarray, # features, one row per image
                      labels:np.ndarray, # class indices
                      k:int=5, # folds

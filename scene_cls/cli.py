@@ -34,6 +34,12 @@ def run_data(data:str=None, # a dataset root; default: search (`find_scene_data`
         return p, (f"Data: no scene data found, so using the embedded SYNTHETIC scenes at {p} "
                    f"(procedural pictures, not the Intel images). {e}".replace('\n', ' '))
 
+def _lr(lr) -> float|None:
+    "`--lr`: a number, or 'valley' (None: lr_find's suggestion)"
+    if lr is None or str(lr).strip().lower() == 'valley': return None
+    try: return float(lr)
+    except ValueError: raise SceneError(f"--lr {lr}: a learning rate is a number (e.g. 2e-3) or valley (lr_find's suggestion)") from None
+
 def _sizes(size:int, sizes:str=None) -> tuple:
     res = tuple(int(s) for s in sizes.split(',')) if sizes else (size,)
     for s in res:
@@ -50,7 +56,7 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           epochs:int=3, # unfrozen epochs
           freeze_epochs:int=1, # frozen epochs first
           bs:int=64, # batch size
-          lr:float=None, # learning rate; default: lr_find's valley
+          lr:str='2e-3', # learning rate, or valley (lr_find's suggestion); 2e-3 is fastai's fine_tune rate, and beat the valley here (bench/results.md, levers)
           seed:int=42, # random seed (a CPU run repeats exactly)
           out:str='runs/scene', # run folder
           resume:bool=False, # continue the run in --out where it stopped
@@ -58,7 +64,7 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           valid_pct:float=None, # random validation share instead of the seg_test folder
           exclude:str=None, # a file of images to leave out, relative to the data root (e.g. clean's exclude.txt)
           synthetic:bool=False, # use the synthetic scenes even if real data is found
-          lr_find_it:int=100, # lr_find iterations
+          lr_find_it:int=100, # lr_find iterations (with --lr valley)
           k:int=9, # top losses in the report
           num_workers:int=None, # DataLoader worker processes; default: one per CPU on CUDA, none on the CPU
           progress:bool=True, # progress bars (--no-progress: none)
@@ -73,6 +79,7 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
     "Train a scene classifier; write the model, epoch log, lr_find plot, augmented batch and report to --out"
     from scene_cls.experiment import scene_run
     from scene_cls.selftrain import self_train
+    lr = _lr(lr)
     path, line = run_data(data, synthetic); _say(line)
     kw = dict(arch=arch, weights=weights, head=head, sizes=_sizes(size, sizes), epochs=epochs, freeze_epochs=freeze_epochs,
               bs=bs, lr=lr, seed=seed, check=check, valid_pct=valid_pct, exclude=exclude, resume=resume, lr_find_it=lr_find_it, k=k,

@@ -16,7 +16,7 @@ __all__ = ['CLASSES', 'KAGGLE_DATASET', 'KAGGLE_INPUT', 'IMAGE_EXTENSIONS', 'MAX
            'image_files', 'valid_folder', 'labelled_items', 'open_image', 'dangling_link', 'read_rgb', 'to_pixels',
            'read_pixels', 'n_processes', 'is_main', 'say', 'progress_over', 'save_figure', 'free_memory']
 
-# %% ../notebooks/00_core.ipynb #93837dc2
+# %% ../notebooks/00_core.ipynb #a249351f
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
 KAGGLE_DATASET = 'puneet6060/intel-image-classification'
 KAGGLE_INPUT = Path('/kaggle/input/intel-image-classification')
@@ -24,6 +24,7 @@ KAGGLE_INPUT = Path('/kaggle/input/intel-image-classification')
 class SceneError(Exception):
     "An error the user can fix (bad path, bad file, wrong layout): the message says what and where."
 
+# %% ../notebooks/00_core.ipynb #c5628874
 def renamed(f:callable, # the function under its new name
             old:str, # its first name, still callable for one release
            ) -> callable:
@@ -102,13 +103,14 @@ def open_image(f:str|Path|Image.Image, # a file, or an image already opened
     im = _to_8bit(im)
     return im if im.mode == 'RGB' else im.convert('RGB')
 
-# %% ../notebooks/00_core.ipynb #ee2420c4
+# %% ../notebooks/00_core.ipynb #bdc0c4e5
 def dangling_link(f:Path) -> bool:
     "Whether `f` is a symbolic link to nothing (an input of its own, with its own error)"
     return f.is_symlink() and not f.exists()
 
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
+# %% ../notebooks/00_core.ipynb #80ad0390
 def read_rgb(f:str|Path, # an image file
              min_size:int=8, # fewer pixels a side is an error
              max_pixels:int=MAX_PIXELS, # more pixels in all is an error (decompression bombs)
@@ -131,13 +133,14 @@ def read_rgb(f:str|Path, # an image file
     if min(img.size) < min_size: raise SceneError(f"{f}: too small ({img.size[0]}x{img.size[1]}, at least {min_size}px a side)")
     return img
 
-# %% ../notebooks/00_core.ipynb #72e84d7a
+# %% ../notebooks/00_core.ipynb #c3e3b966
 def to_pixels(img:Image.Image, # an RGB image (`read_rgb`)
               size:tuple, # the model's input (width, height)
              ) -> np.ndarray:
     "`img` squished to `size` (width, height) with bilinear filtering, as `SquishResize` does: uint8 (3, height, width)"
     return np.asarray(img.resize(tuple(size), Image.Resampling.BILINEAR)).transpose(2, 0, 1)
 
+# %% ../notebooks/00_core.ipynb #e57da4e6
 def read_pixels(f:str|Path, # an image file
                 size:tuple, # the model's input (width, height)
                 min_size:int=8, # fewer pixels a side is an error
@@ -145,15 +148,17 @@ def read_pixels(f:str|Path, # an image file
     "The file `f` read by `read_rgb`, as the model's input (`to_pixels`)"
     return to_pixels(read_rgb(f, min_size), size)
 
-# %% ../notebooks/00_core.ipynb #66190b55
+# %% ../notebooks/00_core.ipynb #baaef939
 def n_processes() -> int:
     "How many processes train together: 1 unless launched by `accelerate launch`, `torchrun` or `notebook_launcher`"
     return max(int(os.environ.get('WORLD_SIZE', 0)), 1)
 
+# %% ../notebooks/00_core.ipynb #844dc05d
 def is_main() -> bool:
     "Whether this process is the one that writes files (rank 0; also true in a single process)"
     return int(os.environ.get('RANK', 0)) == 0
 
+# %% ../notebooks/00_core.ipynb #c6020af4
 def say(*msg):
     "Print once, however many processes run"
     if is_main(): print(*msg, flush=True)

@@ -21,7 +21,7 @@ __all__ = ['STORE_VERSION', 'colab_kaggle_secrets', 'kaggle_download', 'find_sce
            'image_store', 'StoredImage', 'StoreDL', 'dls_store', 'read_pseudo', 'SceneLabel', 'scene_dls', 'pred_files',
            'scene_test_dl', 'show_scene_batch', 'FreeMemory']
 
-# %% ../notebooks/00_data.ipynb #218412b1
+# %% ../notebooks/00_data.ipynb #51b81b56
 def _kaggle_credentials() -> bool:
     "Whether kagglehub could log in without asking"
     return bool(os.environ.get('KAGGLE_USERNAME') and os.environ.get('KAGGLE_KEY')) or \
@@ -40,11 +40,13 @@ def colab_kaggle_secrets() -> bool:
     os.environ.update(found)
     return bool(found)
 
+# %% ../notebooks/00_data.ipynb #e6f4b67f
 def kaggle_download() -> Path:
     "Download the dataset with kagglehub (cached by kagglehub after the first time); a public dataset needs no login"
     import kagglehub
     return Path(kagglehub.dataset_download(KAGGLE_DATASET))
 
+# %% ../notebooks/00_data.ipynb #ed64d31d
 def find_scene_data(path:str|Path=None, # an explicit dataset root; wins over everything else
                     download:bool=True, # else download it with kagglehub (public: no Kaggle login needed)
                     kaggle_input:str|Path=None, # where Kaggle mounts the dataset; default `$SCENE_CLS_KAGGLE_INPUT`/intel-image-classification, else `KAGGLE_INPUT`
@@ -193,17 +195,19 @@ def _kept_items(path:Path, lay:dict, check:str, classes, min_size:int, report=No
     drop = set(fatal.path)
     return {s: L(f for f in v if str(f) not in drop) for s, v in items.items()}, rep
 
-# %% ../notebooks/00_data.ipynb #e34e2a9f
+# %% ../notebooks/00_data.ipynb #8ae54cea
 class SquishResize(Resize):
     "fastai's `Resize(size, method='squish')`, the same pixels without its no-op crop and pad"
     def __init__(self, size:int|tuple, # side, or (height, width)
                 ): super().__init__(size, method=ResizeMethod.Squish)
     def encodes(self, x:Image.Image): return x.resize(self.size, self.mode_mask if isinstance(x, PILMask) else self.mode)
 
+# %% ../notebooks/00_data.ipynb #f52c6a6f
 def default_workers(device=None) -> int:
     "DataLoader worker processes: fastai's default (every CPU) when the batches go to CUDA; none on the CPU"
     return defaults.cpus if torch.device(device or default_device()).type == 'cuda' else 0
 
+# %% ../notebooks/00_data.ipynb #f6f415b0
 def process_bs(bs:int) -> int:
     "This process's share of a batch of `bs` images: all of it in one process, `bs/n` in each of a launch's `n` (the step stays `bs`)"
     n = max(num_distrib(), 1)
@@ -352,7 +356,7 @@ def image_store(files:list, # image files; the ones the check drops are left out
     if group: torch.distributed.barrier()
     return res
 
-# %% ../notebooks/00_data.ipynb #09376156
+# %% ../notebooks/00_data.ipynb #a27e6bc3
 class StoredImage(Transform):
     "Type transform: an item's pixels (a uint8 `TensorImage`) from `store` when it holds the file, else the file read as `SceneImage`"
     input_types = (Path, str, Tensor, ndarray, bytes, Image.Image)   # what `SceneImage.create` takes: `test_dl` finds its place by them
@@ -363,6 +367,7 @@ class StoredImage(Transform):
         i = self.store.row(f)
         return SceneImage.create(f) if i is None else self.store.image(i)
 
+# %% ../notebooks/00_data.ipynb #5b847d14
 def _store_batches(ds) -> tuple|None:
     "(store, rows, stacked targets) when `ds`'s items are all in the image store it reads from; else `None` (cached on `ds`)"
     if '_stored' not in ds.__dict__:
@@ -411,7 +416,7 @@ def dls_store(files:list, # the images to store
     if rank_distrib() == 0: print(f"No image store ({why}): the images are decoded every epoch")
     return None
 
-# %% ../notebooks/00_data.ipynb #2933a43e
+# %% ../notebooks/00_data.ipynb #ff20789c
 def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label` (and `keep`: only those rows)
                 classes=CLASSES, # the labels allowed
                 labelled=(), # the labelled images: a pseudo-labelled file may not be one of them
@@ -427,6 +432,7 @@ def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label`
     if bad: raise SceneError(f"{src}: {len(bad)} unusable row(s): {'; '.join(bad[:3])}")
     return res
 
+# %% ../notebooks/00_data.ipynb #8cb7c31a
 class SceneLabel:
     "The label of an item: its pseudo-label when it has one, else its folder's name (picklable, for `Learner.export`)"
     def __init__(self,
@@ -482,7 +488,7 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
     dls.check_report, dls.data_path, dls.store = rep, Path(path), store
     return dls
 
-# %% ../notebooks/00_data.ipynb #91948a2b
+# %% ../notebooks/00_data.ipynb #a4926a7b
 def pred_files(path:str|Path) -> L:
     "Image files under `path` (a folder or a dataset root with `seg_pred`), sorted"
     p = Path(path)
@@ -490,6 +496,7 @@ def pred_files(path:str|Path) -> L:
     except SceneError: pass
     return L(sorted(get_image_files(p)))
 
+# %% ../notebooks/00_data.ipynb #7900d8f9
 def scene_test_dl(dls:DataLoaders, # the DataLoaders whose validation transforms are used
                   path:str|Path, # a folder of images (e.g. seg_pred), searched recursively
                   **kwargs, # `test_dl`'s other settings (bs, ...)

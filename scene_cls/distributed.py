@@ -17,7 +17,7 @@ from .core import *
 __all__ = ['init_distributed', 'broadcast_value', 'barrier', 'sync_batchnorm', 'plain_batchnorm', 'has_sync_bn', 'distributed',
            'finish_distributed', 'main_process_alone', 'launch']
 
-# %% ../notebooks/01a_distributed.ipynb #4bc5952f
+# %% ../notebooks/01a_distributed.ipynb #86c8af7b
 def _joined() -> bool: return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 def init_distributed() -> bool:
@@ -27,12 +27,14 @@ def init_distributed() -> bool:
         PartialState(cpu=not torch.cuda.is_available())   # without a GPU, Accelerate's multi-CPU mode: gloo
     return _joined()
 
+# %% ../notebooks/01a_distributed.ipynb #b853abd5
 def broadcast_value(x):
     "`x` as the main process has it, in every process (itself outside a process group)"
     if not _joined(): return x
     box = [x]; torch.distributed.broadcast_object_list(box, 0)
     return box[0]
 
+# %% ../notebooks/01a_distributed.ipynb #41767534
 def barrier():
     "Wait until every process gets here"
     if _joined(): torch.distributed.barrier()
@@ -46,12 +48,13 @@ def _broadcast(self:DistributedDL, t, rank):
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
 
-# %% ../notebooks/01a_distributed.ipynb #365a1bf0
+# %% ../notebooks/01a_distributed.ipynb #a50516f7
 def sync_batchnorm(model:nn.Module) -> nn.Module:
     "`model` with every batchnorm synchronised across processes (timm's converter: norm+act layers keep their activation)"
     from timm.layers import convert_sync_batchnorm
     return convert_sync_batchnorm(model)
 
+# %% ../notebooks/01a_distributed.ipynb #5e244b36
 def _plain_bn(m:nn.Module) -> nn.Module:
     from timm.layers.norm_act import SyncBatchNormAct, BatchNormAct2d
     if isinstance(m, SyncBatchNormAct):
@@ -69,6 +72,7 @@ def plain_batchnorm(model:nn.Module) -> nn.Module:
     for name, child in model.named_children(): setattr(model, name, plain_batchnorm(child))
     return model
 
+# %% ../notebooks/01a_distributed.ipynb #affc910f
 def has_sync_bn(model:nn.Module) -> bool: return any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
 
 # %% ../notebooks/01a_distributed.ipynb #f2c8182d

@@ -17,7 +17,7 @@ from .runtime import *
 __all__ = ['confusion', 'scene_metrics', 'scene_preds', 'scene_top_losses', 'plot_confusion', 'top_losses_grid', 'gradcam_maps',
            'gradcam_grid', 'SceneReport', 'scene_report']
 
-# %% ../notebooks/03_interpret.ipynb #c63bde31
+# %% ../notebooks/03_interpret.ipynb #4eeaa90a
 def confusion(y_true, # actual class indices
               y_pred, # predicted class indices
               n:int, # number of classes
@@ -25,6 +25,7 @@ def confusion(y_true, # actual class indices
     "Counts of (actual, predicted) pairs, `n` x `n`"
     return np.bincount(np.asarray(y_true)*n + np.asarray(y_pred), minlength=n*n).reshape(n, n)
 
+# %% ../notebooks/03_interpret.ipynb #9c6101d7
 def _div(a, b): return np.divide(a, b, out=np.zeros(len(a), dtype=float), where=b > 0)
 
 def scene_metrics(y_true, # actual class indices

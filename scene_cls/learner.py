@@ -27,12 +27,13 @@ __all__ = ['channels_last', 'find_lr', 'export_learner', 'halves_split', 'linear
            'check_resumable', 'freeze_batchnorm', 'fit_scene', 'export_scene_learner', 'load_scene_learner',
            'labelled_dl']
 
-# %% ../notebooks/02_learner.ipynb #56687676
+# %% ../notebooks/02_learner.ipynb #8ba06fb8
 def halves_split(m:nn.Module) -> list:
     "Parameter groups: the first half of the body, the second half, the head"
     ps = L(p for p in m[0].parameters()); k = len(ps)//2
     return [ps[:k], ps[k:], L(m[1].parameters())]
 
+# %% ../notebooks/02_learner.ipynb #4c95b434
 def _stats_for(src:str, name:str, model:nn.Module, weights) -> tuple:
     if src == 'timm' and str(weights) == 'imagenet' and packaged_lite(name) is None:
         cfg = model.pretrained_cfg
@@ -46,6 +47,7 @@ def linear_head(nf:int, # features of the body's last layer
     "Average pooling, dropout `ps`, one linear layer"
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(ps), nn.Linear(nf, n_out))
 
+# %% ../notebooks/02_learner.ipynb #5126d2c5
 def scene_model(arch:str='resnet50', # torchvision or timm name
                 n_out:int=len(CLASSES), # number of classes
                 weights:str|Path|None='imagenet', # see `load_pretrained`
@@ -68,7 +70,7 @@ def scene_model(arch:str='resnet50', # torchvision or timm name
     if head == 'linear': return add_head(body, nf, n_out, head=linear_head(nf, n_out, ifnone(ps, 0.2))), stats, splitter
     return add_head(body, nf, n_out, ps=ifnone(ps, 0.5)), stats, splitter
 
-# %% ../notebooks/02_learner.ipynb #b45c24a5
+# %% ../notebooks/02_learner.ipynb #7c3402cb
 def normalized(dls:DataLoaders, # the DataLoaders
                stats, # (mean, std) of the pretrained weights
               ) -> DataLoaders:
@@ -76,8 +78,10 @@ def normalized(dls:DataLoaders, # the DataLoaders
     if not dls.after_batch.fs.filter(risinstance(Normalize)): dls.add_tfms([Normalize.from_stats(*stats)], 'after_batch')
     return dls
 
+# %% ../notebooks/02_learner.ipynb #3799c587
 def on_cuda(learn:Learner) -> bool: return getattr(learn.dls.device, 'type', str(learn.dls.device)) == 'cuda'
 
+# %% ../notebooks/02_learner.ipynb #c8bb5173
 class DeviceMixedPrecision(MixedPrecision):
     "fastai's `MixedPrecision` on the batches' device: float16 with loss scaling on CUDA, bfloat16 autocast elsewhere"
     def before_fit(self):
@@ -88,10 +92,12 @@ class DeviceMixedPrecision(MixedPrecision):
         self.kwargs['enabled'] = dtype == torch.float16   # bfloat16 has float32's range: no loss scaling
         self.autocast, self.learn.scaler, self.scales = autocast(dev, dtype=dtype), GradScaler(dev, **self.kwargs), L()
 
+# %% ../notebooks/02_learner.ipynb #38aa1c0d
 class ChannelsLastModel(ChannelsLast):
     "fastai's `ChannelsLast`, also before validation and prediction: an exported model loads in the default layout"
     def before_validate(self): self.learn.model.to(memory_format=torch.channels_last)
 
+# %% ../notebooks/02_learner.ipynb #7c01041e
 def channels_last_amp(learn:Learner, # the learner to speed up
                       amp:bool=None, # mixed precision too; default: on CUDA
                      ) -> Learner:
@@ -103,12 +109,14 @@ def channels_last_amp(learn:Learner, # the learner to speed up
 
 channels_last = renamed(channels_last_amp, 'channels_last')   # its first name, which did not say that it switches on mixed precision
 
+# %% ../notebooks/02_learner.ipynb #18159015
 class BnFreezeAll(BnFreeze):
     "fastai's `BnFreeze` for every kind of batchnorm (also `SyncBatchNorm` on several GPUs): frozen layers keep their statistics"
     def before_train(self):
         for m in self.model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and not next(m.parameters(), torch.ones(1)).requires_grad: m.eval()
 
+# %% ../notebooks/02_learner.ipynb #36fe84f3
 @delegates(Learner)
 def scene_learner(dls:DataLoaders, # the DataLoaders (`scene_dls`, `scene_aug_dls`)
                   arch:str='resnet50', # torchvision or timm name
@@ -169,7 +177,7 @@ def plan_stages(epochs:int=3, # unfrozen epochs
     n = len(sizes); per = [epochs//n + (i < epochs % n) for i in range(n)]
     return res + [dict(frozen=False, size=s, epochs=e) for s, e in zip(sizes, per) if e]
 
-# %% ../notebooks/02_learner.ipynb #5958c306
+# %% ../notebooks/02_learner.ipynb #dd9b5542
 def _rng_states() -> dict:
     "Every random state a run draws from: Python's, NumPy's, torch's on the CPU and on each GPU"
     name, keys, pos, gauss, cached = np.random.get_state()
@@ -203,6 +211,7 @@ def save_checkpoint(learn:Learner, # the learner whose model and optimizer are s
                  scaler=scaler.state_dict() if scaler is not None else None, progress=progress)
     _write_atomic(Path(fname), lambda tmp: torch.save(state, tmp))
 
+# %% ../notebooks/02_learner.ipynb #97600426
 def load_checkpoint(fname:Path, # a checkpoint of `save_checkpoint`
                     device=None, # where the tensors go; default: the CPU
                    ) -> dict:
@@ -211,7 +220,7 @@ def load_checkpoint(fname:Path, # a checkpoint of `save_checkpoint`
         try: return torch.load(fname, map_location=device or 'cpu', weights_only=True)
         except Exception as e: raise SceneError(f"{fname}: not a readable checkpoint ({type(e).__name__}: {e}); start the run again without --resume") from None
 
-# %% ../notebooks/02_learner.ipynb #787cdca4
+# %% ../notebooks/02_learner.ipynb #485b752a
 class RestoreRun(Callback):
     "Put a resumed run back where its checkpoint left it, at the start of the epoch it continues with"
     order = SkipToEpoch.order + 1   # after the skipped epochs, before the first batch is drawn
@@ -226,6 +235,7 @@ class RestoreRun(Callback):
         self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = s['smooth_loss']['count'], s['smooth_loss']['val']
         if s['scaler'] is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(s['scaler'])
 
+# %% ../notebooks/02_learner.ipynb #985cb5e5
 class RunLog(Callback):
     "After each epoch: a row in `log.csv`, a checkpoint (`save_checkpoint`), and `state.json`, its readable mirror"
     order = Recorder.order + 1
@@ -350,7 +360,7 @@ def fit_scene(learn:Learner, # the learner to train
     learn.run_state = {**st, 'epochs_done': offset}
     return learn.run_state
 
-# %% ../notebooks/02_learner.ipynb #c3b667ee
+# %% ../notebooks/02_learner.ipynb #f1031ec1
 def export_scene_learner(learn:Learner, # the trained learner
                          fname:str|Path, # the .pkl file to write
                         ) -> Path:
@@ -359,6 +369,7 @@ def export_scene_learner(learn:Learner, # the trained learner
     learn.export(fname)
     return fname
 
+# %% ../notebooks/02_learner.ipynb #92c9e979
 def load_scene_learner(fname:str|Path, # a .pkl file of `export_scene_learner` (or fastai's `Learner.export`)
                        cpu:bool=None, # on the CPU even when there is a GPU; default: the GPU when there is one
                       ) -> Learner:
@@ -411,7 +422,7 @@ def file_probs(self:Learner, files:list, # image files
         yield from map(tuple, got)
         if free_every and n % free_every == free_every - 1: free_memory()   # past chunks' images and DataLoaders go now, not at Python's next full collection
 
-# %% ../notebooks/02_learner.ipynb #c02a6603
+# %% ../notebooks/02_learner.ipynb #cc823f95
 def labelled_dl(learn:Learner, # the learner whose validation transforms and classes are used
                 path:str|Path, # a folder of class sub-folders, or a dataset root (its validation folder)
                 bs:int=None, # batch size; default the learner's
@@ -419,6 +430,7 @@ def labelled_dl(learn:Learner, # the learner whose validation transforms and cla
     "A labelled `DataLoader` over `labelled_items(path)`, with the learner's validation transforms"
     return learn.dls.test_dl(labelled_items(path, learn.vocab), with_labels=True, bs=bs or learn.dls.bs)
 
+# %% ../notebooks/02_learner.ipynb #4483d264
 @patch
 def labelled_preds(self:Learner, src=None, # a labelled DataLoader, labelled files, a folder of class folders, or None: the validation set
                    bs:int=None, # batch size for files or a folder; default the learner's

@@ -109,7 +109,7 @@ def cross_entropy(logits:np.ndarray, # (n, classes)
     nll = -logp[np.arange(len(targs)), targs]
     return ((1 - label_smoothing)*nll - label_smoothing*logp.mean(1)).astype(np.float32)
 
-# %% ../notebooks/02a_runtime.ipynb #9c291956
+# %% ../notebooks/02a_runtime.ipynb #1453942d
 OnnxSceneModel.can_tta = OnnxSceneModel.can_gradcam = False   # no fastai transforms, no gradients
 
 @patch
@@ -117,6 +117,7 @@ def no_bar(self:OnnxSceneModel):
     "A context that changes nothing: an ONNX model draws no progress bar of its own"
     return contextlib.nullcontext()
 
+# %% ../notebooks/02a_runtime.ipynb #eefce9e2
 @patch
 def file_probs(self:OnnxSceneModel, files:list, # image files
                bs:int=64, # batch size

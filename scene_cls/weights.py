@@ -32,16 +32,18 @@ def arch_source(arch:str) -> tuple:
     close = (torchvision.models.list_models(module=torchvision.models, include=f'*{arch[:4]}*') + timm.list_models(f'*{arch[:5]}*'))[:8]
     raise SceneError(f"unknown architecture {arch!r}: not a torchvision or timm model" + (f"; similar names: {', '.join(close)}" if close else ''))
 
-# %% ../notebooks/01b_weights.ipynb #b87247b2
+# %% ../notebooks/01b_weights.ipynb #4c3bb683
 PLACES365_URL = 'http://places2.csail.mit.edu/models_places365/resnet50_places365.pth.tar'
 
 class WeightsError(SceneError):
     "Pretrained weights that cannot be had"
 
+# %% ../notebooks/01b_weights.ipynb #3ff901da
 def weights_cache() -> Path:
     "Where downloaded weights are kept: torch's own checkpoint cache"
     return Path(torch.hub.get_dir())/'checkpoints'
 
+# %% ../notebooks/01b_weights.ipynb #8f8adcd4
 def cached_download(url:str, # where the file comes from
                     timeout:float=30, # seconds without an answer before giving up
                    ) -> Path:

@@ -17,7 +17,7 @@ def assert_png(f, min_side=100):
 def trained(synthetic, tmp_path_factory):
     "One short train run on synthetic scenes, learning rate from lr_find"
     out = tmp_path_factory.mktemp('run')/'run'
-    r = run_cli('train', '--data', synthetic, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr-find-it', 12, '--out', out, '--k', 4)
+    r = run_cli('train', '--data', synthetic, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 'valley', '--lr-find-it', 12, '--out', out, '--k', 4)
     assert r.returncode == 0, r.stderr
     return out, r
 

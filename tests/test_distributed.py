@@ -45,7 +45,7 @@ def test_two_processes_train_one_model(synthetic, tmp_path):
 
 def test_lr_find_runs_once_and_every_process_takes_its_rate(synthetic, tmp_path):
     out = tmp_path/'run'
-    r = launch('train', '--data', synthetic, *TINY, '--freeze-epochs', 0, '--epochs', 1, '--lr-find-it', 10, '--out', out, '--k', 2)
+    r = launch('train', '--data', synthetic, *TINY, '--freeze-epochs', 0, '--epochs', 1, '--lr', 'valley', '--lr-find-it', 10, '--out', out, '--k', 2)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     lr = json.loads((out/'state.json').read_text())['lr']
     assert (out/'lr_find.png').is_file() and 1e-7 < lr < 1
