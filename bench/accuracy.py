@@ -12,12 +12,9 @@ def bench_accuracy(quick:bool) -> list:
     if not (SAMPLE/'train').is_dir(): return [not_measured('accuracy', what, 'our recipe vs fastai fine_tune vs linear probe', f'no real images at {SAMPLE}')]
     rows, arch, size = [], 'tf_efficientnet_lite0', 224
     # ours: the measured CPU recipe (what tests/test_real_images.py runs)
-    set_seed(42, reproducible=True)
-    dls_at = lambda s: scene_aug_dls(SAMPLE, size=s, bs=32, seed=42, check='off')
-    learn = scene_learner(dls_at(size), arch, 'imagenet', path=TMP/'acc_ours')
-    t = time.time()
-    with learn.no_bar(), learn.no_logging(): fit_scene(learn, dls_at, TMP/'acc_ours', epochs=0, freeze_epochs=5, sizes=(size,), lr=1e-2)
-    ours_t = round(time.time() - t)
+    out = TMP/'acc_ours'; shutil.rmtree(out, ignore_errors=True)
+    run = scene_run(SAMPLE, out, arch=arch, weights='imagenet', sizes=(size,), epochs=0, freeze_epochs=5, bs=32, lr=1e-2, seed=42, check='off', k=0, progress=False)
+    ours_t, learn = round(run['train_seconds']), load_scene_learner(out/'model.pkl', cpu=True)
     ours = (_acc_on(learn, SAMPLE), _acc_on(learn, EXTRA) if EXTRA.is_dir() else None)
     # plain fastai: fastai's head, fine_tune(2) after 1 frozen epoch, aug_transforms, default lr, BN trained
     set_seed(42, reproducible=True)

@@ -14,15 +14,11 @@ def store_child(kind:str, cache:bool, quick:bool) -> dict:
                     anon_mb=round(st.get('RssAnon', 0)), file_mb=round(st.get('RssFile', 0)))
     # the README's main job: Lite0, 224px, 5 frozen epochs, lr 1e-2, bs 32, seed 42 (quick: 1 epoch of a random-weight model)
     arch, weights, ep = ('resnet18', None, 1) if quick else ('tf_efficientnet_lite0', 'imagenet', 5)
-    set_seed(42, reproducible=True)
-    dls_at = lambda s: scene_aug_dls(data, size=s, bs=32, seed=42, check='off', cache=cache, progress=False)
-    learn = scene_learner(dls_at(224), arch, weights, path=TMP/f'store_job_{int(cache)}')
-    t = time.time()
-    with learn.no_bar(), learn.no_logging():
-        fit_scene(learn, dls_at, TMP/f'store_job_{int(cache)}', epochs=0, freeze_epochs=ep, sizes=(224,), lr=1e-2)
-    secs = time.time() - t
-    return dict(seconds=round(secs, 1), images_s=rate(len(learn.dls.train_ds)*ep, secs), accuracy=round(float(learn.validate()[1]), 4),
-                n_train=len(learn.dls.train_ds), arch=arch, epochs=ep)
+    out = TMP/f'store_job_{int(cache)}'; shutil.rmtree(out, ignore_errors=True)
+    run = scene_run(data, out, arch=arch, weights=weights, sizes=(224,), epochs=0, freeze_epochs=ep, bs=32, lr=1e-2, seed=42, check='off',
+                    cache=cache, k=0, progress=False)
+    return dict(seconds=run['train_seconds'], images_s=rate(run['n_train']*ep, run['train_seconds']), accuracy=round(run['accuracy'], 4),
+                n_train=run['n_train'], arch=arch, epochs=ep)
 
 
 def bench_store(quick:bool) -> list:
@@ -32,9 +28,8 @@ def bench_store(quick:bool) -> list:
     src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
     for aug in (False, True):
         f = scene_aug_dls if aug else scene_dls
-        r = {c: loader_rate(f(data, size=150, bs=64, check='off', num_workers=0, device='cpu', cache=c, progress=False).train, n, 64) for c in (False, True)}
-        r2 = {c: loader_rate(f(data, size=150, bs=64, check='off', num_workers=0, device='cpu', cache=c, progress=False).train, n, 64) for c in (False, True)}
-        r = {c: max(r[c], r2[c]) for c in r}    # interleaved, best of two
+        r = interleaved_best({c: (lambda c=c: loader_rate(f(data, size=150, bs=64, check='off', num_workers=0, device='cpu', cache=c, progress=False).train, n, 64))
+                              for c in (False, True)}, 2)
         rows.append(row('store', f"training DataLoader alone, 150px, bs 64, num_workers=0, {'with' if aug else 'without'} the augmentations (on the CPU)",
                         'image store / JPEG decoded every epoch', r[True], r[False],
                         note=f"{src}; {n} batches after the first, best of 2{'; on a GPU the augmentations run there' if aug else ': what feeds a GPU'}"))

@@ -33,14 +33,13 @@ def train_case(arch:str, size:int, aug:bool, frozen:bool, quick:bool) -> dict:
     dls_at = lambda s: (scene_aug_dls if aug else scene_dls)(data, size=s, bs=bs, check='off')
     learn = scene_learner(dls_at(size), arch, weights=None, path=TMP/'train_run')
     items, labels = list(learn.dls.train.items), [learn.dls.vocab.o2i[parent_label(f)] for f in learn.dls.train.items]
-    res = {}
-    for _ in range(reps):      # interleaved, best of each: a slow moment of a shared machine hits both sides
+    def ours():
         clock = BatchClock(warmup, n)
         with learn.no_bar(), learn.no_logging(), learn.added_cbs(clock):
             fit_scene(learn, dls_at, TMP/'train_run', epochs=0 if frozen else 1, freeze_epochs=1 if frozen else 0, sizes=(size,), lr=1e-3)
-        res.setdefault('ours', []).append(rate(n*bs, clock.secs))
-        res.setdefault('plain', []).append(plain_train(learn.model, items, labels, size, bs, learn.stats, frozen, aug, warmup, n))
-    return dict(ours=max(res['ours']), plain=max(res['plain']), bs=bs,
+        return rate(n*bs, clock.secs)
+    res = interleaved_best(dict(ours=ours, plain=lambda: plain_train(learn.model, items, labels, size, bs, learn.stats, frozen, aug, warmup, n)), reps)
+    return dict(ours=res['ours'], plain=res['plain'], bs=bs,
                 note=f"{'real intel-sample' if data == SAMPLE else 'synthetic scenes'}; best of {reps}, {n} batches after {warmup} warm-up; a fresh process")
 
 def bench_train(quick:bool) -> list:
@@ -84,22 +83,21 @@ def bench_infer(quick:bool) -> list:
         learn = load_scene_learner(f, cpu=True)          # as `scene-cls predict` and `interpret` load it
         plain_infer(learn.model, files[:bs], size, bs, learn.stats)    # warm-up, both paths
         predict_csv(learn, files[:bs], TMP/'warm.csv', bs=bs, progress=False)
-        res = {}
-        for _ in range(1 if quick else 2):   # interleaved, best of each
-            res.setdefault('plain', []).append(plain_infer(learn.model, files, size, bs, learn.stats))
+        def predict():
             t = time.perf_counter(); r = predict_csv(learn, files, TMP/'preds.csv', bs=bs, progress=False)
-            res.setdefault('predict', []).append(rate(len(files), time.perf_counter() - t))
             assert r['files'] == len(files) and r['failed'] == 0, r
-            if labelled:
-                dl = learn.dls.test_dl(labelled, with_labels=True, bs=bs)   # what `labelled_dl` makes, over these files
-                with learn.no_bar():
-                    t = time.perf_counter(); scene_preds(learn, dl); res.setdefault('interpret', []).append(rate(len(files), time.perf_counter() - t))
-        plain = max(res['plain'])
+            return rate(len(files), time.perf_counter() - t)
+        def interpret():
+            dl = learn.dls.test_dl(labelled, with_labels=True, bs=bs)   # what `labelled_dl` makes, over these files
+            with learn.no_bar(): t = time.perf_counter(); scene_preds(learn, dl); return rate(len(files), time.perf_counter() - t)
+        res = interleaved_best(dict(plain=lambda: plain_infer(learn.model, files, size, bs, learn.stats), predict=predict,
+                                    **(dict(interpret=interpret) if labelled else {})), 1 if quick else 2)
+        plain = res['plain']
         rows.append(row('infer', f'scene-cls predict, {arch} {size}px, {len(files)} files, bs {bs}', 'predict_csv / plain loop (same model)',
-                        max(res['predict']), plain, note=src))
+                        res['predict'], plain, note=src))
         if 'interpret' in res:
             rows.append(row('infer', f'scene-cls interpret evaluation, {arch} {size}px, {len(files)} files', 'scene_preds on labelled_dl / plain loop',
-                            max(res['interpret']), plain, note=src))
+                            res['interpret'], plain, note=src))
         else: rows.append(not_measured('infer', f'scene-cls interpret evaluation, {arch} {size}px', 'scene_preds / plain loop', f'no labelled real images at {EXTRA}'))
     return rows
 
@@ -134,19 +132,16 @@ def bench_onnx(quick:bool) -> list:
             assert r['files'] == len(files) and r['failed'] == 0, r
             return rate(len(files), time.perf_counter() - t)
         raw(); via(m, TMP/'warm.csv'); via(learn, TMP/'warm.csv')   # warm-up
-        res = {}
-        for _ in range(1 if quick else 2):   # interleaved, best of each
-            res.setdefault('raw', []).append(raw())
-            res.setdefault('onnx', []).append(via(m, TMP/'onnx.csv'))
-            res.setdefault('torch', []).append(via(learn, TMP/'torch.csv'))
+        reps = 1 if quick else 2
+        res = interleaved_best(dict(raw=raw, onnx=lambda: via(m, TMP/'onnx.csv'), torch=lambda: via(learn, TMP/'torch.csv')), reps)
         a, b = pd.read_csv(TMP/'torch.csv'), pd.read_csv(TMP/'onnx.csv')
         same, dconf = int((a.predicted == b.predicted).sum()), float((a.confidence - b.confidence).abs().max())
         weights = 'ImageNet body, head fitted 1 epoch on intel-sample' if trained else 'random weights'
         what = f'{arch} {size}px, {len(files)} files, bs {bs}'
         rows.append(row('onnx', f'scene-cls predict with the .onnx model, {what}', 'ONNX predict / raw onnxruntime on pre-decoded tensors',
-                        max(res['onnx']), max(res['raw']), note=f'{src}; best of {len(res["raw"])}'))
+                        res['onnx'], res['raw'], note=f'{src}; best of {reps}'))
         rows.append(row('onnx', f'scene-cls predict, .onnx against model.pkl, {what}', 'ONNX predict / PyTorch predict (model.pkl)',
-                        max(res['onnx']), max(res['torch']),
+                        res['onnx'], res['torch'],
                         note=f'{src}; {weights}; same class for {same}/{len(files)} files, confidences within {dconf:.1e}; export and check {export_s:.0f}s'))
     return rows
 
@@ -194,11 +189,10 @@ def bench_augment(quick:bool) -> list:
         return rate(len(x), sorted(ts)[len(ts)//2])
     set_seed(0)
     it = 5 if quick else 30
-    res = {}
-    for _ in range(1 if quick else 3):   # interleaved, best of each: the two sides share the machine's slow moments
-        res.setdefault('ours', []).append(speed(scene_augs(), it)); res.setdefault('theirs', []).append(speed(setup_aug_tfms(aug_transforms()), it))
-    return [row('augment', 'augmentations, batch of 64 at 150px', 'scene_augs / fastai aug_transforms', max(res['ours']), max(res['theirs']),
-                note=f"{src}; median of {it} batches, best of {len(res['ours'])} interleaved runs")]
+    reps = 1 if quick else 3
+    res = interleaved_best(dict(ours=lambda: speed(scene_augs(), it), theirs=lambda: speed(setup_aug_tfms(aug_transforms()), it)), reps)
+    return [row('augment', 'augmentations, batch of 64 at 150px', 'scene_augs / fastai aug_transforms', res['ours'], res['theirs'],
+                note=f"{src}; median of {it} batches, best of {reps} interleaved runs")]
 
 def bench_dataloader(quick:bool) -> list:
     "The training DataLoader alone (decode, resize, collate, batch augmentation) at 0, 1, 2 worker processes, decoding every epoch"

@@ -45,6 +45,15 @@ def loader_rate(dl, n:int, bs:int) -> float:
     for _ in range(n): next(it)
     return rate(n*bs, time.perf_counter() - t)
 
+def interleaved_best(fns:dict, # {name: a function that measures once and returns a rate (higher is better)}
+                     reps:int, # rounds
+                    ) -> dict:
+    "Each of `fns` in turn, `reps` rounds (a slow moment of a shared machine hits every side alike); the best rate of each"
+    res = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items(): res[k].append(f())
+    return {k: max(v) for k, v in res.items()}
+
 def child(*args) -> dict:
     "Run `python -m bench.run ARGS` (a child entry of `bench.run.main`) in a fresh process; the dict it printed last"
     out = subprocess.run([sys.executable, '-m', 'bench.run', *args], capture_output=True, text=True, cwd=REPO, env={**os.environ, 'SCENE_CLS_BENCH_TMP': str(TMP)})

@@ -8,7 +8,7 @@ Docs: https://scene-cls.github.io/scene_cls/all.html.md"""
 __all__ = []
 
 # %% ../notebooks/08_all.ipynb #e3093c64
-from . import core, runtime, data, synthetic, augment, distributed, weights, learner, deploy, interpret, experiment, clean, predict, selftrain
-_MODULES = (core, runtime, data, synthetic, augment, distributed, weights, learner, deploy, interpret, experiment, clean, predict, selftrain)
+from . import core, runtime, data, synthetic, augment, distributed, weights, checkpoint, learner, deploy, interpret, experiment, clean, predict, selftrain
+_MODULES = (core, runtime, data, synthetic, augment, distributed, weights, checkpoint, learner, deploy, interpret, experiment, clean, predict, selftrain)
 globals().update({n: getattr(m, n) for m in _MODULES for n in m.__all__})
 __all__ = [n for m in _MODULES for n in m.__all__]   # replaces nbdev's empty list: what `import *` brings

@@ -15,6 +15,7 @@ from .data import *
 from .augment import *
 from .distributed import *
 from .weights import *
+from .checkpoint import *
 from .learner import *
 from .interpret import *
 

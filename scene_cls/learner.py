@@ -18,14 +18,14 @@ from .data import *
 from .augment import *
 from .distributed import *
 from .weights import *
+from .checkpoint import *
 from torch.amp import GradScaler, autocast
 
 # %% auto #0
 __all__ = ['channels_last', 'find_lr', 'export_learner', 'halves_split', 'linear_head', 'scene_model', 'normalized', 'on_cuda',
            'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last_amp', 'BnFreezeAll', 'scene_learner',
-           'scene_lr_find', 'plan_stages', 'save_checkpoint', 'load_checkpoint', 'RestoreRun', 'RunLog',
-           'check_resumable', 'freeze_batchnorm', 'fit_scene', 'export_scene_learner', 'load_scene_learner',
-           'labelled_dl']
+           'scene_lr_find', 'plan_stages', 'freeze_batchnorm', 'fit_scene', 'export_scene_learner',
+           'load_scene_learner', 'labelled_dl']
 
 # %% ../notebooks/02_learner.ipynb #8ba06fb8
 def halves_split(m:nn.Module) -> list:
@@ -177,101 +177,7 @@ def plan_stages(epochs:int=3, # unfrozen epochs
     n = len(sizes); per = [epochs//n + (i < epochs % n) for i in range(n)]
     return res + [dict(frozen=False, size=s, epochs=e) for s, e in zip(sizes, per) if e]
 
-# %% ../notebooks/02_learner.ipynb #dd9b5542
-def _rng_states() -> dict:
-    "Every random state a run draws from: Python's, NumPy's, torch's on the CPU and on each GPU"
-    name, keys, pos, gauss, cached = np.random.get_state()
-    return dict(python=random.getstate(), numpy=(name, torch.from_numpy(keys.astype(np.int64)), pos, gauss, cached),
-                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [])
-
-def _set_rng_states(s:dict):
-    random.setstate(s['python'])
-    name, keys, *rest = s['numpy']; np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(s['torch'])
-    if s['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
-
-def _write_atomic(f:Path, write:callable):
-    "`write(tmp)`, then rename `tmp` to `f`: a kill leaves the old `f` or the new one, never half of one"
-    tmp = f.with_name(f.name + '.partial')
-    write(tmp); os.replace(tmp, f)
-
-def _shuffle_rng(learn:Learner):
-    "The random generator that shuffles the training set (inside fastai's `DistributedDL` when several processes train)"
-    dl = learn.dls.train
-    return getattr(dl, 'dl', dl).rng
-
-def save_checkpoint(learn:Learner, # the learner whose model and optimizer are saved
-                    fname:Path, # the checkpoint file (written atomically)
-                    progress:dict, # where the run is (stage, stage_epoch, epochs_done), saved with it
-                   ):
-    "Everything the run depends on after an epoch: model, optimizer, random states, loss smoother, loss scaler, `progress`"
-    sm, scaler = learn.recorder.smooth_loss, getattr(learn, 'scaler', None)
-    state = dict(model=get_model(learn.model).state_dict(), opt=learn.opt.state_dict(), rng=_rng_states(),
-                 dl_rng=_shuffle_rng(learn).getstate(), smooth_loss=dict(count=sm.count, val=torch.as_tensor(sm.val).as_subclass(torch.Tensor)),
-                 scaler=scaler.state_dict() if scaler is not None else None, progress=progress)
-    _write_atomic(Path(fname), lambda tmp: torch.save(state, tmp))
-
-# %% ../notebooks/02_learner.ipynb #97600426
-def load_checkpoint(fname:Path, # a checkpoint of `save_checkpoint`
-                    device=None, # where the tensors go; default: the CPU
-                   ) -> dict:
-    "A checkpoint written by `save_checkpoint`, read with `weights_only=True`"
-    with torch.serialization.safe_globals([L, getattr(np, '_core', np.core).multiarray.scalar, np.dtype, *[getattr(np.dtypes, d) for d in np.dtypes.__all__]]):
-        try: return torch.load(fname, map_location=device or 'cpu', weights_only=True)
-        except Exception as e: raise SceneError(f"{fname}: not a readable checkpoint ({type(e).__name__}: {e}); start the run again without --resume") from None
-
-# %% ../notebooks/02_learner.ipynb #485b752a
-class RestoreRun(Callback):
-    "Put a resumed run back where its checkpoint left it, at the start of the epoch it continues with"
-    order = SkipToEpoch.order + 1   # after the skipped epochs, before the first batch is drawn
-    def __init__(self,
-                 state:dict, # the checkpoint of `save_checkpoint`
-                 start:int, # the epoch the resumed stage continues from
-                ): store_attr()
-    def before_epoch(self):
-        if self.epoch != self.start: return
-        s = self.state
-        _set_rng_states(s['rng']); _shuffle_rng(self.learn).setstate(s['dl_rng'])
-        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = s['smooth_loss']['count'], s['smooth_loss']['val']
-        if s['scaler'] is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(s['scaler'])
-
-# %% ../notebooks/02_learner.ipynb #985cb5e5
-class RunLog(Callback):
-    "After each epoch: a row in `log.csv`, a checkpoint (`save_checkpoint`), and `state.json`, its readable mirror"
-    order = Recorder.order + 1
-    def __init__(self,
-                 run_dir:Path, # the run folder
-                 stage:int, # index of the stage
-                 size:int, # its image size
-                 offset:int=0, # epochs of the earlier stages
-                 start:int=0, # the epoch this stage starts from (after a resume)
-                ): store_attr()
-
-    def after_epoch(self):
-        if self.epoch < self.start: return   # skipped by `start_epoch` on resume: fastai still calls after_epoch
-        if not is_main(): return             # one writer when several processes train
-        d = Path(self.run_dir); d.mkdir(parents=True, exist_ok=True)
-        names, vals = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]
-        row = dict(stage=self.stage, size=self.size, epoch=self.offset + self.epoch, stage_epoch=self.epoch,
-                   **{n: round(float(v), 6) if v is not None else None for n, v in zip(names, vals)},
-                   lr=self.opt.hypers[-1]['lr'], steps=self.steps, seconds=round(time.time() - self.t0, 2))
-        log = d/'log.csv'
-        pd.DataFrame([row]).to_csv(log, mode='a', header=not log.exists(), index=False)
-        progress = dict(stage=self.stage, stage_epoch=self.epoch + 1, epochs_done=self.offset + self.epoch + 1)
-        save_checkpoint(self.learn, d/'checkpoint.pth', progress)     # the commit point
-        st = {**json.loads((d/'state.json').read_text()), **progress}
-        _write_atomic(d/'state.json', lambda tmp: tmp.write_text(json.dumps(st, indent=1)))
-
-    def before_epoch(self): self.t0, self.steps = time.time(), 0
-    def after_step(self): self.steps += 1   # optimizer steps of this epoch (the same for one process and a launch of n)
-
 # %% ../notebooks/02_learner.ipynb #37f8f647
-def check_resumable(run_dir:str|Path) -> Path:
-    "`run_dir`'s `state.json`; a `SceneError` when there is nothing to resume there"
-    f = Path(run_dir)/'state.json'
-    if not f.exists(): raise SceneError(f"{run_dir}: nothing to resume (no state.json)")
-    return f
-
 def _differences(was:dict, now:dict) -> list:
     "'key: was -> now' for the settings of `now` that differ from `was` (JSON-normalised)"
     was, now = json.loads(json.dumps(was)), json.loads(json.dumps(now))
@@ -288,7 +194,7 @@ def _new_run(learn, dls_at, run_dir:Path, stages, lr, lr_find_it, config) -> dic
             with main_process_alone(): lr = scene_lr_find(learn, run_dir/'lr_find.png', num_it=lr_find_it)['valley']
         lr = broadcast_value(lr)
     st = dict(stages=stages, lr=lr, config=config, stage=0, stage_epoch=0, epochs_done=0)
-    if is_main(): _write_atomic(run_dir/'state.json', lambda tmp: tmp.write_text(json.dumps(st, indent=1)))
+    if is_main(): write_atomic(run_dir/'state.json', lambda tmp: tmp.write_text(json.dumps(st, indent=1)))
     return st
 
 def _resumed_run(run_dir:Path, stages, lr, config) -> tuple:
