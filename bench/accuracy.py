@@ -66,6 +66,9 @@ LEVERS = {
     'the main job (2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3) without label smoothing': (LITE0, (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True, label_smoothing=0)),
     'Lite1, 2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3': ('tf_efficientnet_lite1', (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True)),
     'Lite2, 2 frozen + 3 unfrozen, batchnorm frozen, top lr 1e-3': ('tf_efficientnet_lite2', (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True)),
+    "the first round's main job (2 frozen + 3 unfrozen, batchnorm frozen) with progressive resizing: 160 px, then the last unfrozen epoch at 224":
+        (LITE0, (160, 224), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True)),
+    "the first round's main job (2 frozen + 3 unfrozen, batchnorm frozen) with fastai's MixUp (alpha 0.4)": (LITE0, (224,), 2, 3, 1e-2, 1e-3, dict(freeze_bn=True, mixup=0.4)),
     # scene-cls train's defaults (1 frozen + 3 unfrozen, batchnorm trains), with lr_find's valley and with two fixed rates
     "the command line's default recipe, lr from lr_find's valley (unfrozen top lr valley/2)": (LITE0, (224,), 1, 3, None, None, {}),
     "the command line's default recipe, lr 2e-3 (unfrozen top 1e-3: fastai's fine_tune)": (LITE0, (224,), 1, 3, 2e-3, None, {}),
@@ -85,7 +88,7 @@ def lever_child(name:str, seed:int, quick:bool) -> dict:
     out = TMP/f'lever_{seed}'; shutil.rmtree(out, ignore_errors=True)
     run = scene_run(data, out, arch=arch, weights='none' if quick else 'imagenet', sizes=sizes, epochs=ue, freeze_epochs=fe, bs=32, lr=lr, seed=seed,
                     check='off', k=0, progress=False, freeze_bn=extra.get('freeze_bn', False), unfrozen_lr=ulr,
-                    label_smoothing=extra.get('label_smoothing', 0.1))
+                    label_smoothing=extra.get('label_smoothing', 0.1), mixup=extra.get('mixup', 0.))
     res = dict(name=name, seed=seed, seconds=run['train_seconds'], valid=round(run['accuracy'], 4), lr=run['lr'])
     if EXTRA.is_dir() and not quick:
         learn = load_scene_learner(out/'model.pkl', cpu=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib, importlib.metadata, json, os, platform, shutil, subprocess, time, urllib.request
 from pathlib import Path
 import pandas as pd
-from fastai.vision.all import set_seed, plt, torch, listify, ifnone
+from fastai.vision.all import set_seed, plt, torch, listify, ifnone, MixUp
 from .core import *
 from .data import *
 from .augment import *
@@ -110,6 +110,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
               freeze_bn:bool=False, # batchnorm stays as pretrained in the unfrozen epochs too (`fit_scene`; small batches)
               unfrozen_lr:float=None, # the top learning rate of the unfrozen epochs; default lr/2
               label_smoothing:float=0.1, # of the training loss (`scene_learner`); 0: plain cross-entropy
+              mixup:float=0., # fastai's MixUp with this alpha (e.g. 0.4); 0: none
              ) -> dict|None:
     "Train one model from `data` into the run folder `out`; `run.json`'s dict in the main process, `None` in the others"
     path, out, szs = Path(data), Path(out), tuple(int(s) for s in listify(sizes))
@@ -122,6 +123,7 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     if freeze_bn: settings['freeze_bn'] = True
     if unfrozen_lr is not None: settings['unfrozen_lr'] = unfrozen_lr
     if label_smoothing != 0.1: settings['label_smoothing'] = label_smoothing
+    if mixup: settings['mixup'] = mixup
     if _adopt(out, resume_from): say(f"Copied the run folder {resume_from} into {out} to continue it")
     done = finished_run(out)
     if resume is None and done is not None:
@@ -146,14 +148,14 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     say(f"Train {len(dls.train_ds)} images{f' ({len(pseudo)} pseudo-labelled)' if pseudo else ''}, valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded by {by})' if excluded else ''}; {arch} ({weights} weights), "
         f"sizes {szs}, {freeze_epochs} frozen + {epochs} epochs, bs {bs}, {'cuda' if dls.device.type == 'cuda' else 'cpu'}"
         + (f", {n_processes()} processes of {process_bs(bs)} images a step each" if n_processes() > 1 else ''))
-    learn = scene_learner(dls, arch, weights, head=head, label_smoothing=label_smoothing, path=out)
+    learn = scene_learner(dls, arch, weights, head=head, label_smoothing=label_smoothing, path=out, cbs=[MixUp(mixup)] if mixup else None)
     learn.caption = caption
     if is_main():
         fig = show_aug_batch(dls, seed=seed)
         if caption: fig.suptitle(caption, color='darkred')
         plt.close(save_figure(fig, out/'aug_batch.png'))
     t0 = time.time()
-    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'fold', 'exclude', 'pseudo', 'augs', 'freeze_bn', 'unfrozen_lr', 'label_smoothing') if k in settings}
+    config = {k: settings[k] for k in ('data', 'arch', 'weights', 'head', 'bs', 'seed', 'check', 'valid_pct', 'fold', 'exclude', 'pseudo', 'augs', 'freeze_bn', 'unfrozen_lr', 'label_smoothing', 'mixup') if k in settings}
     with (learn.no_bar() if not (progress and is_main()) else contextlib.nullcontext()):   # in a launch, one progress bar: the main process's
         run = fit_scene(learn, dls_at, out, epochs=epochs, freeze_epochs=freeze_epochs, sizes=szs, lr=lr, resume=resume, lr_find_it=lr_find_it, config=config, freeze_bn=freeze_bn, unfrozen_lr=unfrozen_lr)
     secs, procs = time.time() - t0, n_processes()
