@@ -58,25 +58,28 @@ def best_time(n:int, f) -> float:
 
 def bench_light(quick:bool, onnx:Path=None, one:Path=None) -> list:
     "Start-up of the commands in the light and the full install, against importing the whole package (what each command did before); install sizes"
-    lb = light_env(TMP/'light-venv-runtime', app=False)
+    # quick: the full install only (tests/test_light.py builds a light environment and times the same commands there)
+    lb = None if quick else light_env(TMP/'light-venv-runtime', app=False)
     rows, n = [], (1 if quick else 5)
     eager = best_time(n, lambda: run_env(BIN, 'python', '-c', 'import scene_cls.all'))
     cases = [('scene-cls --help', ('--help',)), ('scene-cls predict --help', ('predict', '--help'))]
     if onnx: cases.append(('scene-cls predict model.onnx of one image', ('predict', onnx, one, '--out', TMP/'one.csv', '--no-progress')))
     for name, args in cases:
         for env_name, b in (('light install', lb), ('full install', BIN)):
+            what = f'start-up: {name}, {env_name}'
+            if b is None: rows.append(not_measured('light', what, 'the command, start to exit / importing the whole package', 'quick mode (tests/test_light.py times it)')); continue
             def go():
                 r = run_env(b, 'scene-cls', *args, cwd=TMP)
                 if r.returncode: raise RuntimeError(f"{name} in the {env_name}: {r.stderr[-1000:]}")
-            rows.append(row('light', f'start-up: {name}, {env_name}', 'the command, start to exit / importing the whole package (`import scene_cls.all`, what every command imported before)',
+            rows.append(row('light', what, 'the command, start to exit / importing the whole package (`import scene_cls.all`, what every command imported before)',
                             best_time(n, go), eager, unit='s', higher_better=False, note=f'best of {n}; random-weights Lite0 224px for the ONNX case'))
-    light_mb = site_mb(lb)
+    what, compares = 'installed size: the light install (requirements-runtime.txt + scene_cls --no-deps)', 'light / full install (`pip install scene_cls`)'
     full_mb, n_full = closure_mb(['scene_cls'])
-    rows.append(row('light', 'installed size: the light install (requirements-runtime.txt + scene_cls --no-deps)', 'light / full install (`pip install scene_cls`)',
-                    round(light_mb), round(full_mb), unit='MB', higher_better=False,
-                    note=f'site-packages without pip/setuptools; full: the {n_full} distributions scene_cls needs here, torch with the CUDA libraries pip installs on Linux'))
+    if quick: rows.append(not_measured('light', what, compares, 'quick mode (no light environment is built)'))
+    else: rows.append(row('light', what, compares, round(site_mb(lb)), round(full_mb), unit='MB', higher_better=False,
+                          note=f'site-packages without pip/setuptools; full: the {n_full} distributions scene_cls needs here, torch with the CUDA libraries pip installs on Linux'))
     what, compares = 'installed size: the light install with the web demo (space/requirements-onnx.txt)', 'light + gradio / full install + gradio + onnxruntime'
-    if quick: rows.append(not_measured('light', what, compares, 'quick mode (a second environment to install)')); return rows
+    if quick: rows.append(not_measured('light', what, compares, 'quick mode (no light environment is built)')); return rows
     light_app_mb = site_mb(light_env(TMP/'light-venv-app', app=True))
     app_mb, n_app = closure_mb(['scene_cls', 'gradio', 'onnxruntime'])
     rows.append(row('light', what, compares, round(light_app_mb), round(app_mb), unit='MB', higher_better=False, note=f'as above; {n_app} distributions in the full case'))
