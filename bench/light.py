@@ -118,13 +118,14 @@ def serve_load(model:Path, # model.pkl or .onnx
                max_file_size:str='1mb', # the server's upload limit; a file above it is sent once at the end
                bin_dir:Path=BIN, # the environment whose scene-cls serves
                work:Path=None, # scratch folder (Gradio's upload folder inside)
+               upload_age:float=10, # the server's --upload-age (its default): a request queued longer than this can find its upload gone
               ) -> dict:
     "Start `scene-cls serve MODEL` on 127.0.0.1; `clients` upload `good` and `bad` files in turn for `seconds`; what came back"
     from gradio_client import Client, handle_file
     work = Path(work or TMP/'serve'); shutil.rmtree(work, ignore_errors=True); (work/'gradio').mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH',)}
     env.update(GRADIO_TEMP_DIR=str(work/'gradio'), MPLBACKEND='Agg', PYTHONUNBUFFERED='1', GRADIO_ANALYTICS_ENABLED='False')
-    proc, url, start_s = start_server([bin_dir/'scene-cls', 'serve', model, '--no-gradcam', '--max-file-size', max_file_size, '--upload-age', '2'],
+    proc, url, start_s = start_server([bin_dir/'scene-cls', 'serve', model, '--no-gradcam', '--max-file-size', max_file_size, '--upload-age', str(upload_age)],
                                       work/'server.log', env, cwd=work)
     try:
         Client(url, verbose=False).predict(handle_file(str(next(iter(good)))), api_name='/classify')   # warm-up
@@ -154,7 +155,7 @@ def serve_load(model:Path, # model.pkl or .onnx
         import httpx   # the HTTP upload itself (gradio_client refuses a large file before sending it)
         with open(big, 'rb') as fh: r = httpx.post(url + 'gradio_api/upload', files={'files': ('big.jpg', fh, 'image/jpeg')}, timeout=60)
         refused = f'HTTP {r.status_code}: {r.text[:120]}'
-        time.sleep(4)   # --upload-age 2: answered uploads and Gradio's empty temporaries go
+        time.sleep(upload_age + 2)   # answered uploads and Gradio's empty temporaries go after --upload-age
         sent = {Path(f).name for f in list(good) + list(bad)} | {'big.jpg'}
         left = [str(p.relative_to(work/'gradio')) for p in (work/'gradio').rglob('*')   # uploads and Gradio's temporaries (its copies of the examples stay)
                 if p.is_file() and (p.name in sent or p.name.startswith('tmp'))]
