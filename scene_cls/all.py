@@ -7,8 +7,10 @@ Docs: https://scene-cls.github.io/scene_cls/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../notebooks/08_all.ipynb #e3093c64
-from . import core, runtime, data, synthetic, augment, distributed, weights, checkpoint, learner, deploy, interpret, experiment, clean, predict, selftrain
-_MODULES = (core, runtime, data, synthetic, augment, distributed, weights, checkpoint, learner, deploy, interpret, experiment, clean, predict, selftrain)
+# %% ../notebooks/08_all.ipynb #41965e05
+from . import (core, config, synthetic, platform, image, store, data, augment, weights, model, distributed, checkpoint,
+                       learner, recipe, runtime, deploy, predict, interpret, experiment, clean, selftrain)
+_MODULES = (core, config, synthetic, platform, image, store, data, augment, weights, model, distributed, checkpoint,
+            learner, recipe, runtime, deploy, predict, interpret, experiment, clean, selftrain)
 globals().update({n: getattr(m, n) for m in _MODULES for n in m.__all__})
 __all__ = [n for m in _MODULES for n in m.__all__]   # replaces nbdev's empty list: what `import *` brings

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd, pytest
 from PIL import Image
 from conftest import run_cli, scene_cls_cmd, TINY
-from bench.light import start_server   # a server on a free port, waited for
+from harness import start_server   # a server on a free port, waited for
 
 pytest.importorskip('gradio', reason='the app extra is not installed (pip install "scene_cls[app]")')
 sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is not installed (pip install playwright)')

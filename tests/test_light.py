@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from conftest import REPO, run_cli, mixed_folder
 
-from bench.light import run_env as run_in, best_time   # run a program of another environment alone; the shortest of n wall times
+from harness import run_env as run_in, best_time   # run a program of another environment alone; the shortest of n wall times
 
 @pytest.fixture(scope='module')
 def light(tmp_path_factory):

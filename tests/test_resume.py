@@ -11,7 +11,8 @@ import os, signal, sys, torch
 from pathlib import Path
 from fastai.vision.all import set_seed, Callback
 from scene_cls.augment import scene_aug_dls
-from scene_cls.learner import scene_learner, fit_scene
+from scene_cls.learner import scene_learner
+from scene_cls.recipe import fit_scene
 syn, run, kill, resume = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4] == '1'
 def die(): os.kill(os.getpid(), signal.SIGKILL)
 class Kill(Callback):
@@ -26,7 +27,7 @@ class Kill(Callback):
 if kill.startswith('in_checkpoint:'):          # the write of the n-th checkpoint dies half-way
     n, real_save, saves = int(kill.split(':')[1]), torch.save, []
     def half_save(obj, f, *a, **k):
-        if str(f).endswith('checkpoint.pth.partial'):
+        if Path(f).name.startswith('checkpoint.pth.') and str(f).endswith('.partial'):   # write_atomic's temporary file
             saves.append(f)
             if len(saves) == n:
                 real_save(obj, f, *a, **k); Path(f).write_bytes(Path(f).read_bytes()[:1000]); die()
@@ -36,7 +37,7 @@ set_seed(1, reproducible=True)
 dls_at = lambda s: scene_aug_dls(syn, size=s, bs=8, seed=1, check='off')
 learn = scene_learner(dls_at(48), 'resnet18', weights=None, path=run)
 if kill != 'none' and not resume: learn.add_cb(Kill())
-fit_scene(learn, dls_at, run, epochs=2, freeze_epochs=2, sizes=(48,), lr=2e-3, resume=resume, config=dict(arch='resnet18'))
+fit_scene(learn, dls_at, run, epochs=2, freeze_epochs=2, sizes=(48,), lr=2e-3, resume=resume, settings=dict(arch='resnet18'))
 torch.save(learn.model.state_dict(), run/'final.pth')
 '''
 

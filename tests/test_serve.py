@@ -11,7 +11,7 @@ pytest.importorskip('gradio_client', reason="the app extra is not installed (pip
 
 @pytest.mark.parametrize('kind', ['scenes.onnx', 'model.pkl'])
 def test_serve_under_load(kind, exported, synthetic, tmp_path):
-    from bench.light import serve_load
+    from harness import serve_load
     from scene_cls.runtime import load_scene_model
     from scene_cls.predict import predict_rows
     out, _ = exported
