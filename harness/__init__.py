@@ -24,7 +24,8 @@ def light_env(folder:Path, app:bool=False) -> Path:
             r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', *args, timeout=1200)
             if r.returncode: raise RuntimeError(f"pip install {args} failed: {r.stderr[-2000:]}")
     if app and run_env(b, 'python', '-c', 'import gradio').returncode:
-        r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', 'gradio>=5', timeout=1200)
+        r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', 'gradio>=6.16',
+                    timeout=1200)
         if r.returncode: raise RuntimeError(f"pip install gradio failed: {r.stderr[-2000:]}")
     return b
 
@@ -120,3 +121,23 @@ def serve_load(model:Path, # model.pkl or .onnx
                 rss_end_mb=round(statistics.median(v for _, v in rss[-n_head:]), 1) if rss else None,
                 left_on_disk=left[:10], n_left=len(left), oversize=refused, start_s=round(start_s, 1),
                 log_lines=len(text.splitlines()), log_tail=text[-600:])
+
+def call_api(url:str, # the app's address
+             api_name:str, # the endpoint, e.g. 'classify'
+             data:list, # its inputs, as JSON (a file: {'path': ..., 'meta': {'_type': 'gradio.FileData'}})
+             timeout:float=60, # seconds to wait for the answer
+             **kw, # more `httpx` settings (auth, ...)
+            ) -> tuple:
+    "Call a Gradio endpoint through its queue's `/call` route with `data` as it is: (event, data), event complete|error"
+    import httpx, json
+    r = httpx.post(f"{url}gradio_api/call/{api_name}", json={'data': data}, timeout=timeout, **kw)
+    if r.status_code != 200: return f'HTTP {r.status_code}', r.text
+    event = None
+    with httpx.stream('GET', f"{url}gradio_api/call/{api_name}/{r.json()['event_id']}", timeout=timeout, **kw) as s:
+        for line in s.iter_lines():
+            if line.startswith('event:'): event = line.split(':', 1)[1].strip()
+            elif line.startswith('data:') and event in ('complete', 'error'):
+                d = line.split(':', 1)[1].strip()
+                try: return event, json.loads(d)
+                except ValueError: return event, d
+    return event, None

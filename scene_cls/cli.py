@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/cli.html.md"""
 
 # %% ../notebooks/06_cli.ipynb #db62b29b
 from __future__ import annotations
-import argparse, contextlib, json, signal, sys
+import argparse, contextlib, json, os, signal, sys, warnings
 from pathlib import Path
 from typing import Annotated
 from fastcore.script import anno_parser
@@ -78,7 +78,7 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
           size:int=None, # one image size (the same as --sizes SIZE)
           synthetic:bool=False, # use the synthetic scenes even if real data is found
           unlabelled:str=None, # self-training: a folder of unlabelled images (seg_pred) pseudo-labelled by a teacher
-          teacher:str=None, # with --unlabelled: the teacher model (model.pkl or .onnx); default: train one into OUT/teacher
+          teacher:str=None, # with --unlabelled: the teacher (.onnx, or .pkl: a pickle, which runs its code when loaded)
           threshold:float=0.9, # with --unlabelled: the confidence a pseudo-label needs
           per_class:int=None, # with --unlabelled: at most this many pseudo-labels per class (default: balanced to the rarest class)
           **settings, # `RunConfig` settings, from the options below
@@ -122,7 +122,7 @@ def lr_find(data:str=None, # dataset root; default: search, then synthetic scene
     say(json.dumps(res)); say(f"Plot: {Path(out)/'lr_find.png'}")
 
 # %% ../notebooks/06_cli.ipynb #716dc3d4
-def interpret(model:str, # an exported model: model.pkl of a train run, or its .onnx export
+def interpret(model:str, # model.onnx (an export), or model.pkl: a pickle, which runs its code when loaded (trusted)
               data:str, # a folder of class sub-folders, or a dataset root (its validation folder)
               out:str='runs/interpret', # report folder
               k:int=9, # top losses to show
@@ -177,7 +177,13 @@ def check(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # dataset root
     return 1 if rep.fatal.any() else 0
 
 # %% ../notebooks/06_cli.ipynb #8377692e
-def predict(model:str, # an exported model: model.pkl of a train run, or its .onnx export
+def _missing(p:str) -> bool:
+    "Whether nothing is at `p` (a name too long to look up is something: an input with its error)"
+    try: os.lstat(p); return False
+    except FileNotFoundError: return True
+    except OSError: return False
+
+def predict(model:str, # model.onnx (an export), or model.pkl: a pickle, which runs its code when loaded (trusted)
             paths:Annotated[str, {'nargs': '+'}], # image files and/or folders (e.g. seg_pred)
             out:str='predictions.csv', # CSV: path, predicted, confidence, top3, error
             bs:int=64, # batch size
@@ -189,28 +195,31 @@ def predict(model:str, # an exported model: model.pkl of a train run, or its .on
     from scene_cls.predict import predict_csv
     learn = load_scene_model(model)
     if tta and not learn.can_tta: raise SceneError("--tta needs the fastai model (model.pkl), not an ONNX file")
-    missing = [p for p in paths if not Path(p).exists()]
+    missing = [p for p in paths if _missing(p)]
     if missing: raise SceneError(f"no such file or folder: {', '.join(missing)}")
     res = predict_csv(learn, paths, out, bs=bs, tta=tta, progress=progress)
     say(f"{res['files']} files: {res['predicted']} predicted, {res['failed']} failed -> {res['csv']} ({res['seconds']}s)")
     return 1 if res['failed'] else 0
 
 # %% ../notebooks/06_cli.ipynb #05586cfc
-def serve(model:str, # model.pkl of a train run, or its .onnx export
+def serve(model:str, # model.onnx (an export), or model.pkl: a pickle, which runs its code when loaded (trusted)
           port:int=7860, # the port
-          host:str='127.0.0.1', # the address to listen on (0.0.0.0: every network)
-          share:bool=False, # also a public link through Gradio's share servers
+          host:str='127.0.0.1', # the address to listen on (0.0.0.0: every network, with a warning)
+          share:bool=False, # also a public link through Gradio's share servers (with a warning)
+          auth:str=None, # ask for a login, USER:PASSWORD; better: SCENE_CLS_AUTH in the environment (not in `ps`)
           examples:str=None, # a dataset root or image folder for the example images; default: synthetic scenes
           gradcam:bool=True, # the Grad-CAM overlay (--no-gradcam: without; an ONNX model has none)
           max_file_size:str='20mb', # a larger upload is refused before it is read (app.MAX_UPLOAD; e.g. 5mb, 500kb)
-          upload_age:float=10, # seconds an answered upload stays (the same file may be in another request); then it is deleted
+          max_files:int=16, # files in one request (and one upload); more are refused
+          max_queue:int=16, # requests waiting their turn; more are refused
+          upload_age:float=10, # seconds an answered upload stays (another request may share it); 6x: never asked about
          ):
     "Serve a trained model as a web demo: one image -> top 3 and Grad-CAM, several -> a table and a CSV"
-    from scene_cls.app import scene_app   # imported here: the web demo is an optional extra, and comes after this notebook
-    demo = scene_app(model, examples, gradcam, upload_age=upload_age)
+    from scene_cls.app import scene_app, launch_app   # here: the web demo is an optional extra, after this notebook
+    demo = scene_app(model, examples, gradcam, upload_age=upload_age, max_files=max_files, max_queue=max_queue)
     say(f"Serving {model} at http://{host}:{port} (Ctrl+C stops)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # `kill`, as a container or CI stops a server: exit as on Ctrl+C, cleaning up
-    demo.launch(server_name=host, server_port=port, share=share, quiet=True, max_file_size=max_file_size)
+    launch_app(demo, host, port, share, auth, max_file_size, quiet=True)
 
 # %% ../notebooks/06_cli.ipynb #e50f5f24
 def _run_valid(model:Path):
@@ -219,7 +228,7 @@ def _run_valid(model:Path):
     except Exception: return None
     return p if p and Path(p).is_dir() else None
 
-def export(model:str, # model.pkl of a train run
+def export(model:str, # model.pkl of a train run: a pickle, which runs its code when loaded; share the .onnx written
            onnx:str=None, # the ONNX file to write; default: beside the model, with the suffix .onnx
            check:str=None, # images to compare ONNX Runtime with PyTorch on; default: the run's validation images
            atol:float=1e-4, # largest allowed difference of a probability
@@ -266,6 +275,13 @@ def command_parser(cmd:str) -> argparse.ArgumentParser:
     if cmd in _SETTINGS: config_options(p, _SETTINGS[cmd])
     return p
 
+def _one_line(show):
+    "`warnings.showwarning` printing `PickleWarning`s as one line (`show` for the others)"
+    def f(message, category, *args, **kwargs):
+        if category.__name__ != 'PickleWarning': return show(message, category, *args, **kwargs)
+        print(f"scene-cls: warning: {message}", file=sys.stderr, flush=True)
+    return f
+
 def main(argv:list=None) -> int:
     "Entry point of the `scene-cls` console script"
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -275,6 +291,11 @@ def main(argv:list=None) -> int:
     if cmd not in COMMANDS: print(f"scene-cls: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr); return 2
     args = vars(command_parser(cmd).parse_args(argv[1:]))
     args.pop('pdb', None); args.pop('xtra', None)
+    with warnings.catch_warnings():   # the way warnings were shown comes back after the command
+        warnings.showwarning = _one_line(warnings.showwarning)
+        return _run(cmd, args)
+
+def _run(cmd:str, args:dict) -> int:
     try: return COMMANDS[cmd](**args) or 0
     except SceneError as e: print(f"scene-cls {cmd}: error: {e}", file=sys.stderr); return 2
     except ModuleNotFoundError as e:

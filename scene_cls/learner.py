@@ -19,7 +19,8 @@ from .model import *
 
 # %% auto #0
 __all__ = ['on_cuda', 'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last_amp', 'BnFreezeAll', 'scene_learner',
-           'scene_lr_find', 'export_scene_learner', 'load_scene_learner', 'FreeMemory', 'LearnerModel', 'labelled_dl']
+           'scene_lr_find', 'export_scene_learner', 'PickleWarning', 'pickle_warning', 'load_scene_learner',
+           'FreeMemory', 'LearnerModel', 'labelled_dl']
 
 # %% ../notebooks/03_learner.ipynb #b93d64a1
 def on_cuda(learn:Learner) -> bool: return getattr(learn.dls.device, 'type', str(learn.dls.device)) == 'cuda'
@@ -114,6 +115,16 @@ def export_scene_learner(learn:Learner, # the trained learner
     learn.export(fname)
     return fname
 
+# %% ../notebooks/03_learner.ipynb #c3e8a1f2
+class PickleWarning(UserWarning):
+    "Loading a .pkl model runs the code it holds"
+
+def pickle_warning(fname:str|Path, # the .pkl file loaded
+                  ):
+    "Warn that `fname` is a pickle (loading one runs its code), and what to share instead"
+    warnings.warn(f"{fname} is a Python pickle, and loading one runs any code it holds: load only models you made or "
+                  "trust; share models as .onnx (scene-cls export), which holds no code", PickleWarning, stacklevel=3)
+
 # %% ../notebooks/03_learner.ipynb #1075eea5
 def load_scene_learner(fname:str|Path, # a .pkl file of `export_scene_learner` (or fastai's `Learner.export`)
                        cpu:bool=None, # on the CPU even when there is a GPU; default: the GPU when there is one
@@ -131,6 +142,7 @@ def load_scene_learner(fname:str|Path, # a .pkl file of `export_scene_learner` (
     except Exception as e: raise SceneError(f"{fname}: not a model exported by scene_cls / fastai's Learner.export ({type(e).__name__}: {e})") from None
     if not isinstance(learn, Learner): raise SceneError(f"{fname}: holds a {type(learn).__name__}, not a fastai Learner")
     learn.model.to(memory_format=torch.channels_last)   # models exported before we used channels-last everywhere
+    pickle_warning(fname)
     return learn
 
 # %% ../notebooks/03_learner.ipynb #6d0a5371
@@ -152,6 +164,9 @@ class LearnerModel:
                 ): self.learn = learn
     @property
     def vocab(self) -> list: return list(self.learn.dls.vocab)
+    @property
+    def size(self) -> tuple:   # the model's input: images are read at about twice it
+        return next((tuple(t.size) for t in self.learn.dls.after_item.fs if isinstance(t, Resize)), None)
     def no_bar(self): return self.learn.no_bar()
     def __repr__(self): return f"LearnerModel({getattr(self.learn, 'arch', type(self.learn.model).__name__)}, classes={self.vocab})"
 
@@ -168,7 +183,7 @@ class LearnerModel:
         for n, s in enumerate(progress_over(range(0, len(files), chunk), progress and len(files) > chunk)):
             got, good = [], []
             for f in files[s:s+chunk]:
-                try: good.append((len(got), read_image(f, min_size))); got.append([f, '', None])
+                try: good.append((len(got), read_image(f, min_size, size=self.size))); got.append([f, '', None])
                 except SceneError as e: got.append([f, str(e), None])
             if good:
                 dl = learn.dls.test_dl([im for _, im in good], bs=bs)
