@@ -133,6 +133,7 @@ def interpret(model:str, # model.onnx (an export), or model.pkl: a pickle, which
     "Evaluate an exported model (model.pkl or .onnx) on labelled images and write the report folder"
     from scene_cls.runtime import load_scene_model
     from scene_cls.interpret import scene_report
+    if not Path(data).is_dir(): raise SceneError(f"{data}: no such folder")   # before the model is loaded
     m = load_scene_model(model)
     with (m.no_bar() if not progress else contextlib.nullcontext()):
         rep = scene_report(m, out, dl=data, k=k, gradcam=gradcam, bs=bs)
@@ -193,10 +194,10 @@ def predict(model:str, # model.onnx (an export), or model.pkl: a pickle, which r
     "Predict every file under PATHS into a CSV (one row per file); exit 1 when any file failed"
     from scene_cls.runtime import load_scene_model
     from scene_cls.predict import predict_csv
+    missing = [p for p in paths if _missing(p)]   # before the model is loaded (and said to be a pickle)
+    if missing: raise SceneError(f"no such file or folder: {', '.join(missing)}")
     learn = load_scene_model(model)
     if tta and not learn.can_tta: raise SceneError("--tta needs the fastai model (model.pkl), not an ONNX file")
-    missing = [p for p in paths if _missing(p)]
-    if missing: raise SceneError(f"no such file or folder: {', '.join(missing)}")
     res = predict_csv(learn, paths, out, bs=bs, tta=tta, progress=progress)
     say(f"{res['files']} files: {res['predicted']} predicted, {res['failed']} failed -> {res['csv']} ({res['seconds']}s)")
     return 1 if res['failed'] else 0

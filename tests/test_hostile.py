@@ -73,9 +73,9 @@ def test_bombs_and_repeated_entries_keep_the_server_within_its_bound(kind, expor
         grew = peak[0] - base
     finally:
         done.set(); stop(proc)
-    summary = {k: (e, str(d)[:160], s) for k, (e, d, s) in answers.items()}
-    summary.update(base_mb=round(base), peak_mb=round(peak[0]), seconds=round(time.time() - t0, 1))
-    print(summary)
+    summary = dict(base_mb=round(base), peak_mb=round(peak[0]), seconds=round(time.time() - t0, 1))
+    summary.update({k: (e, str(d)[:160], s) for k, (e, d, s) in answers.items()})
+    print(kind, summary)
     assert grew < BOUND_MB, summary                                               # before: +2,211 MB (one 16-bit bomb)
     assert all(e == 'complete' for e, _, _ in answers.values()), summary         # every request answered
     assert answers['bomb1'][1][0].get('label'), summary                           # decoded small, classified
