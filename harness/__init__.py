@@ -122,6 +122,15 @@ def serve_load(model:Path, # model.pkl or .onnx
                 left_on_disk=left[:10], n_left=len(left), oversize=refused, start_s=round(start_s, 1),
                 log_lines=len(text.splitlines()), log_tail=text[-600:])
 
+def near_tie(top3:str, eps:float=1e-4) -> bool:
+    "Whether the top two probabilities of a `top3` cell (`class:p class:p ...`) are within `eps`: another runtime may rank them the other way"
+    ps = [float(t.rsplit(':', 1)[1]) for t in str(top3).split()[:2]]
+    return len(ps) == 2 and abs(ps[0] - ps[1]) < eps
+
+def same_predictions(a, b) -> bool:
+    "Two prediction tables (`predict_csv`'s rows) of one model through two runtimes: the same class in every row, but at a near-tie of `a`"
+    return all(pa == pb or near_tie(t) for pa, pb, t in zip(a.predicted, b.predicted, a.top3))
+
 def call_api(url:str, # the app's address
              api_name:str, # the endpoint, e.g. 'classify'
              data:list, # its inputs, as JSON (a file: {'path': ..., 'meta': {'_type': 'gradio.FileData'}})

@@ -241,6 +241,8 @@ def export(model:str, # model.pkl of a train run: a pickle, which runs its code 
     learn = load_scene_learner(model, cpu=True)
     out = Path(onnx) if onnx else model.with_suffix('.onnx')
     check = check or _run_valid(model)
+    if check is None: say(f"No run.json beside {model} names its data, and no --check was given: checking the export on synthetic "
+                          "scenes only (pass --check FOLDER to compare on real images)")
     res = export_onnx(learn, out, check=check, atol=atol)
     say(f"Wrote {out} ({out.stat().st_size/2**20:.1f} MB): classes {', '.join(res['classes'])}; {res['image_size'][1]}x{res['image_size'][0]} px. "
          f"ONNX Runtime equals PyTorch within {res['max_abs_diff']:.1e} (at most {atol:g}) on {res['checked']} images of "
