@@ -10,6 +10,7 @@ from harness import start_server, call_api, _rss_mb
 
 pytest.importorskip('gradio_client', reason="the app extra is not installed (pip install 'scene_cls[app]')")
 import httpx
+slow = pytest.mark.slow   # trains a model (`exported`), starts servers: the slow tier (tests/conftest.py)
 
 BOUND_MB = 400   # server memory growth in a hostile run: one decode within core.MAX_DECODED (256 MB), and margin
 
@@ -52,6 +53,7 @@ def bombs(tmp_path_factory):
 
 # 1. Memory from a few kilobytes: the bombs, one upload named 8 times, 8 bombs, 17 entries; both kinds of model
 
+@slow
 @pytest.mark.parametrize('kind', ['scenes.onnx', 'model.pkl'])
 def test_bombs_and_repeated_entries_keep_the_server_within_its_bound(kind, exported, synthetic, bombs, tmp_path):
     out, _ = exported
@@ -88,6 +90,7 @@ def test_bombs_and_repeated_entries_keep_the_server_within_its_bound(kind, expor
 
 # 2. Deleting through the app; 8. the page shows no upload path, and no answer stays on disk
 
+@slow
 def test_a_request_cannot_read_or_delete_what_it_did_not_upload(exported, synthetic, tmp_path):
     out, _ = exported
     (tmp_path/'gradio').mkdir()
@@ -119,6 +122,7 @@ def test_a_request_cannot_read_or_delete_what_it_did_not_upload(exported, synthe
 
 # 5. Exposure: the upload route's limits, the queue, a login, a warning; 8. a killed server's leftovers
 
+@slow
 def test_the_upload_route_and_the_queue_have_limits(exported, synthetic, tmp_path):
     out, _ = exported
     img = sorted((synthetic/'seg_pred/seg_pred').iterdir())[0]
@@ -142,6 +146,7 @@ def test_the_upload_route_and_the_queue_have_limits(exported, synthetic, tmp_pat
     assert direct.status_code == 404, direct.text                                 # every call through the bounded queue
     assert not idle_left                                                          # before: kept 10 min (Gradio's sweep)
 
+@slow
 def test_a_login_and_what_a_killed_server_left(exported, tmp_path):
     out, _ = exported
     proc, url = serve(out/'scenes.onnx', tmp_path/'a')
@@ -158,6 +163,7 @@ def test_a_login_and_what_a_killed_server_left(exported, tmp_path):
     assert not killed[0].exists()                                                 # removed by the next server
     assert (anonymous.status_code, logged.status_code) == (401, 200)
 
+@slow
 def test_serve_warns_when_other_machines_can_reach_it(exported, monkeypatch, capsys):
     "No socket is opened: Gradio's launch is a stub here, so the test stays on this machine"
     import gradio, scene_cls.cli as cli
@@ -176,6 +182,7 @@ def test_serve_warns_when_other_machines_can_reach_it(exported, monkeypatch, cap
 
 # 3. Loading a model runs code: said where a user decides, warned on load, ONNX preferred
 
+@slow
 def test_pickles_are_said_to_run_code(exported, synthetic, tmp_path):
     out, _ = exported
     for cmd in ('predict', 'interpret', 'serve', 'export', 'train'):
@@ -294,6 +301,7 @@ def hostile_folder(root:Path, image:Path) -> dict:
             'secret.jpg': 'secret.jpg: cannot be read (Permission denied)',
             'd'*200: 'cannot list this folder (File name too long)'}
 
+@slow
 def test_predict_gives_one_true_row_per_hostile_entry(exported, synthetic, tmp_path):
     out, _ = exported
     pre = unprivileged()
@@ -316,6 +324,7 @@ def test_predict_gives_one_true_row_per_hostile_entry(exported, synthetic, tmp_p
     assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr           # before: traceback, header-only CSV
     assert len(rows) == 1 and rows.error[0].endswith('deep.jpg: cannot be read (File name too long)'), rows
 
+@slow
 def test_interpret_and_image_files_do_not_hang_or_repeat(exported, synthetic, tmp_path):
     from scene_cls.core import image_files
     out, _ = exported
