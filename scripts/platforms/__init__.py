@@ -15,6 +15,7 @@ PLATFORMS = ('kaggle', 'colab')
 # PyTorch's own wheel index; the package index's torch 2.11.0 is a CUDA 13 build): its CUDA runtime packages are the
 # torch wheel's business and are not constrained.
 TORCH = ('torch', 'torchvision')
+CUDA_RUNTIME = re.compile(r'^(nvidia-|cuda-|triton$)')
 
 def canon(name:str) -> str:
     "A distribution name as pip compares them (PEP 503)"

@@ -20,12 +20,11 @@ from __future__ import annotations
 import argparse, json, re, subprocess, sys, tempfile, time, tomllib
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from platforms import canon, path, PLATFORMS
+from platforms import canon, path, PLATFORMS, CUDA_RUNTIME
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = ['ipykernel', 'papermill']        # what executes the notebook (papermill, as Kaggle runs a notebook)
 DEV = ['nbdev', 'pytest']                  # what runs the tests: pinned where the platform has them
-CUDA_RUNTIME = re.compile(r'^(nvidia-|cuda-|triton$)')
 
 def read_freeze(f:Path) -> dict:
     "{canonical name: (name as written, version)} of a pip freeze; URL installs skipped, local versions (+cu128) cut"
