@@ -15,6 +15,7 @@ on Colab in one, with the data "downloaded" by a stand-in kagglehub.
     python scripts/rehearse.py --platforms kaggle --work DIR
     python scripts/rehearse.py --wheels DIR             # only build the wheel folder to attach as a Kaggle dataset
     python scripts/rehearse.py --wheels DIR --platform colab
+    python scripts/rehearse.py --prepare --work DIR     # only the environments (tests/test_kaggle.py: SCENE_CLS_REHEARSAL=DIR)
 
 What differs from the platforms, on purpose: the Python is this one (3.11; Colab has 3.13, Kaggle 3.12), and torch
 and torchvision are the platform's versions from the package index, CUDA builds of their own (Colab's are cu128
@@ -239,12 +240,18 @@ def main(argv=None):
     p.add_argument('--n-pred', type=int, default=48, help='unlabelled images in seg_pred')
     p.add_argument('--wheels', help='only build the wheel folder for a Kaggle dataset here, then stop')
     p.add_argument('--platform', default='kaggle', choices=platforms.PLATFORMS, help="--wheels: the platform whose packages the wheels complete")
+    p.add_argument('--prepare', action='store_true', help='only make the environments in --work (for tests/test_kaggle.py with '
+                   'SCENE_CLS_REHEARSAL=the same folder, e.g. in the background while other work runs), then stop')
     a = p.parse_args(argv)
     if a.wheels:
         whl = build_wheels(a.wheels, a.platform); info = json.loads((Path(a.wheels)/'wheels.json').read_text())
         print(f"Wheels for a Kaggle dataset in {a.wheels}: {whl.name} and what it needs beyond {a.platform}'s packages "
               f"({platforms.path(a.platform).relative_to(REPO)}): {' '.join(f'{n}=={v}' for n, v in info['beyond_platform'].items()) or 'nothing'}")
         for n, u in info['upgrades_platform'].items(): print(f"  NOTE: replaces {a.platform}'s {n}=={u['platform']} (scene_cls asks for {u['scene_cls']})")
+        return
+    if a.prepare:
+        for pset in dict.fromkeys(a.package_set or pf for pf in a.platforms.split(',')):
+            t = time.time(); py = platform_venv(Path(a.work), pset); print(f'{pset} environment {py.parent.parent} ({time.time() - t:.0f}s)', flush=True)
         return
     sample, unlabelled = SHARED/'intel-sample', SHARED/'intel-unlabelled'
     if not (sample/'train').is_dir(): sys.exit(f'the real sample images are not at {sample} (set SCENE_CLS_SHARED)')

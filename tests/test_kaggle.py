@@ -156,7 +156,10 @@ def test_kaggle_rehearsal_two_processes_offline_wheel(rehearsal, intel_sample):
     res = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24, package_set=pset)   # internet off
     assert res['offline'] and res['package_set'] == pset
     assert 'Running on Kaggle. installed scene_cls' in res['install_line'] and '(offline' in res['install_line'], res['install_line']
-    assert res['changed'] == {}, res['changed']       # the install kept every one of the platform's packages
+    # the install kept the platform's packages, but for what scene_cls's own requirements replace, as build_wheels reported
+    # (accelerate: Kaggle's 1.13.0 launcher touches CUDA before the fork with torch >= 2.9); torch never
+    forced = json.loads((wheels/'wheels.json').read_text())['upgrades_platform']
+    assert set(res['changed']) <= set(forced) and not {'torch', 'torchvision'} & set(forced), (res['changed'], forced)
     check_run(res, 24, 2)
     # the next Kaggle session: this version's output attached as an input, `resume_from` pointing into it
     prev = work/'kaggle'/'input'/'intel-scenes-output'/'runs'/'intel_resnet50'
