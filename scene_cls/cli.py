@@ -68,14 +68,14 @@ def config_options(p:argparse.ArgumentParser, # the parser to add them to
             continue
         typ, mv = _types(name, f)
         d = ','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        g.add_argument(flag, dest=name, type=typ, metavar=mv, default=argparse.SUPPRESS, help=f"{docs[name]} (default: {d})")
+        flags = (flag, '--size') if name == 'sizes' else (flag,)   # --size 224: one size, as the command line always took it
+        g.add_argument(*flags, dest=name, type=typ, metavar=mv, default=argparse.SUPPRESS, help=f"{docs[name]} (default: {d})")
     return p
 
 # %% ../notebooks/06_cli.ipynb #4e12b595
 def train(data:str=None, # dataset root (Kaggle or flat layout); default: search, then synthetic scenes; with --resume: the run's
           out:str='runs/scene', # the run folder
           resume:bool=False, # continue the run in --out where it stopped, with its own settings
-          size:int=None, # one image size (the same as --sizes SIZE)
           synthetic:bool=False, # use the synthetic scenes even if real data is found
           unlabelled:str=None, # self-training: a folder of unlabelled images (seg_pred) pseudo-labelled by a teacher
           teacher:str=None, # with --unlabelled: the teacher (.onnx, or .pkl: a pickle, which runs its code when loaded)
@@ -87,9 +87,6 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
     from scene_cls.config import RunConfig, RunFolder
     from scene_cls.experiment import scene_run
     from scene_cls.selftrain import self_train
-    if size is not None:
-        if 'sizes' in settings: raise SceneError("give --size or --sizes, not both")
-        settings['sizes'] = (size,)
     rf = RunFolder(out)
     had = rf.settings() if resume else None
     if resume and had is None: raise SceneError(f"{out}: nothing to resume (no state.json)")

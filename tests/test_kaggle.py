@@ -2,9 +2,11 @@
 
 - the tripwire: the whole of `10_intel_resnet50` (self-training on, the launch cell run twice) runs with two GPUs named by `nvidia-smi`,
   `torch.cuda.is_available()` True and any CUDA initialisation in the notebook's process raising; the launched processes train on the CPU;
-- the rehearsal (`scripts/rehearse.py`): a fresh environment without scene_cls, the wheels as a Kaggle dataset, the
-  real sample in Kaggle's layout, the notebook run by papermill with small parameters: on Kaggle in two processes
-  through the notebook's own launch cell, on Colab with the data downloaded by a stand-in kagglehub.
+- the rehearsal (`scripts/rehearse.py`): a fresh environment per platform with that platform's packages at its
+  versions (`scripts/platforms/`) and without scene_cls, the wheels as a Kaggle dataset (what scene_cls needs beyond
+  the platform's packages), the real sample in Kaggle's layout, the notebook run by papermill with small parameters:
+  on Kaggle in two processes through the notebook's own launch cell with the internet off, on Colab with the data
+  downloaded by a stand-in kagglehub; neither may change a package of the platform's.
 """
 import json, os, shutil, subprocess, sys
 from pathlib import Path
@@ -112,20 +114,63 @@ def test_the_tripwire_trips(tmp_path):
     r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "CUDA was initialised in the notebook's process" in r.stderr, r.stderr[-2000:]
 
+# The package set each platform is rehearsed in (scripts/platforms/<set>.txt, torch included: SCENE_CLS_REHEARSAL_TORCH,
+# 'platform' by default, 'disk' for 2.14.1/0.29.1 from this machine's disk). Each platform in its own: Colab's set
+# (Python 3.13 there, 3.11 here) and Kaggle's (fastai 2.8.7, fastcore 1.14.5: Kaggle pins fastcore<2).
+PACKAGE_SET = dict(kaggle='kaggle', colab='colab')
+
 @pytest.fixture(scope='module')
 def rehearsal(intel_sample, tmp_path_factory):
+    "(rehearse, setup, work, unlabelled); `setup(platform)`: (python, wheels, package set) for `platform`'s rehearsal"
     sys.path.insert(0, str(REPO/'scripts'))
     import rehearse
     unlabelled = INTEL_SAMPLE.parent/'intel-unlabelled'
     if not unlabelled.is_dir(): pytest.skip(f'unlabelled images not found at {unlabelled}')
-    keep = os.environ.get('SCENE_CLS_REHEARSAL')     # a folder to keep the environment in between runs (6 GB: torch)
+    keep = os.environ.get('SCENE_CLS_REHEARSAL')     # a folder to keep the environments in between runs (6 GB each: torch)
     work = Path(keep or tmp_path_factory.mktemp('rehearsal'))
-    py = rehearse.platform_venv(work)
-    wheels = work/'wheels'
-    shutil.rmtree(wheels, ignore_errors=True)
-    rehearse.build_wheels(wheels)
-    yield rehearse, py, work, wheels, unlabelled
+    wheels = {}
+    def setup(platform:str):
+        pset = PACKAGE_SET[platform]
+        py = rehearse.platform_venv(work, pset)       # made once; scene_cls out again and the platform's versions back
+        if pset not in wheels:
+            wheels[pset] = work/f'wheels-{pset}'
+            shutil.rmtree(wheels[pset], ignore_errors=True)
+            rehearse.build_wheels(wheels[pset], pset)
+        return py, wheels[pset], pset
+    yield rehearse, setup, work, unlabelled
     if not keep: shutil.rmtree(work, ignore_errors=True)
+
+def test_offline_environment_refuses_downloads(tmp_path):
+    "The rehearsal's Kaggle without internet: pip, urllib (torchvision's weights), requests and httpx all fail at once, through the closed port"
+    sys.path.insert(0, str(REPO/'scripts'))
+    import rehearse
+    script = tmp_path/'fetch.py'
+    script.write_text('''
+import importlib.util, subprocess, sys, time, urllib.request
+URL = 'https://example.invalid/weights.pth'      # never resolves: a failure that names the proxy port went through the proxy
+def attempt(name, fn):
+    t = time.time()
+    try: fn(); print(name, 'DOWNLOADED')
+    except Exception as e: print(name, 'refused' if ('127.0.0.1' in repr(e) or 'refused' in repr(e).lower() or 'proxy' in repr(e).lower()) else f'other: {e!r}', f'{time.time() - t:.1f}s')
+attempt('urllib', lambda: urllib.request.urlopen(URL, timeout=10))
+if importlib.util.find_spec('requests'):
+    import requests; attempt('requests', lambda: requests.get(URL, timeout=10))
+if importlib.util.find_spec('httpx'):
+    import httpx; attempt('httpx', lambda: httpx.get(URL, timeout=10))
+r = subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '-d', 'dl', 'six'], capture_output=True, text=True, timeout=60)
+print('pip-no-index', 'refused' if r.returncode and 'No matching distribution' in r.stderr else f'other: {r.returncode} {r.stderr[-300:]!r}')
+env = {k: v for k, v in __import__('os').environ.items() if k != 'PIP_NO_INDEX'}     # the package index, through the proxy
+r = subprocess.run([sys.executable, '-m', 'pip', 'download', '-vv', '--no-deps', '--retries', '0', '--timeout', '5', '-d', 'dl', 'six'],
+                   capture_output=True, text=True, timeout=60, env=env)
+print('pip-index', 'refused' if r.returncode and 'ProxyError' in r.stdout + r.stderr else f'other: {r.returncode} {r.stderr[-300:]!r}')
+''')
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, env=rehearse._env({}, offline=True), cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = dict(l.split(' ', 1) for l in r.stdout.splitlines())
+    assert {'urllib', 'pip-no-index', 'pip-index'} <= set(lines), r.stdout
+    for name, what in lines.items():
+        assert what.startswith('refused'), r.stdout
+        if what.endswith('s'): assert float(what.split()[-1][:-1]) < 5, r.stdout     # at once, not after a timeout
 
 def check_run(res:dict, n_pred:int, processes:int):
     out = Path(res['out'])
@@ -148,24 +193,33 @@ def check_run(res:dict, n_pred:int, processes:int):
     assert not errors, errors
 
 def test_kaggle_rehearsal_two_processes_offline_wheel(rehearsal, intel_sample):
-    rehearse, py, work, wheels, unlabelled = rehearsal
-    res = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24)
+    rehearse, setup, work, unlabelled = rehearsal
+    py, wheels, pset = setup('kaggle')
+    res = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24, package_set=pset)   # internet off
+    assert res['offline'] and res['package_set'] == pset
     assert 'Running on Kaggle. installed scene_cls' in res['install_line'] and '(offline' in res['install_line'], res['install_line']
+    # the install kept the platform's packages, but for what scene_cls's own requirements replace, as build_wheels reported
+    # (accelerate: Kaggle's 1.13.0 launcher touches CUDA before the fork with torch >= 2.9); torch never
+    forced = json.loads((wheels/'wheels.json').read_text())['upgrades_platform']
+    assert set(res['changed']) <= set(forced) and not {'torch', 'torchvision'} & set(forced), (res['changed'], forced)
     check_run(res, 24, 2)
     # the next Kaggle session: this version's output attached as an input, `resume_from` pointing into it
     prev = work/'kaggle'/'input'/'intel-scenes-output'/'runs'/'intel_resnet50'
     shutil.copytree(res['out'], prev)
-    again = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24, session=2, params=dict(resume_from=str(prev)))
+    again = rehearse.rehearse('kaggle', py, work, wheels, intel_sample, unlabelled, n_pred=24, session=2, params=dict(resume_from=str(prev)),
+                              package_set=pset)
     assert 'FINISHED run' in again['text'] and 'NOT training again' in again['text'] and 'rehearsing the launch' not in again['text']
     assert pd.read_csv(Path(again['out'])/'log.csv').equals(pd.read_csv(Path(res['out'])/'log.csv'))
     assert again['run'] == res['run'] and len(pd.read_csv(Path(again['out'])/'predictions.csv')) == 24
     assert not [o for c in json.loads(Path(again['notebook']).read_text())['cells'] for o in c.get('outputs', []) if o.get('output_type') == 'error']
 
 def test_colab_rehearsal_kagglehub_without_login(rehearsal, intel_sample):
-    rehearse, py, work, wheels, unlabelled = rehearsal
-    rehearse.platform_venv(work)     # scene_cls out of the environment again
-    res = rehearse.rehearse('colab', py, work, wheels, intel_sample, unlabelled, n_pred=24, params=dict(self_training=True, threshold=0.5))
+    rehearse, setup, work, unlabelled = rehearsal
+    py, wheels, pset = setup('colab')
+    res = rehearse.rehearse('colab', py, work, wheels, intel_sample, unlabelled, n_pred=24, params=dict(self_training=True, threshold=0.5),
+                            package_set=pset)
     assert 'Running on Colab. installed scene_cls' in res['install_line'], res['install_line']
+    assert res['changed'] == {}, res['changed']       # nothing of Colab's upgraded under the user (fastai, fastcore, torch)
     assert res['downloads'] == ['puneet6060/intel-image-classification']
     check_run(res, 24, 1)
     # the notebook's self-training cell: the run's model pseudo-labels seg_pred, a student trains on both
