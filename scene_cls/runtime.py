@@ -150,7 +150,7 @@ def load_scene_model(fname:str|Path, # model.pkl of a train run, or its .onnx ex
     try: learner = importlib.import_module('scene_cls.learner')   # by name: the light path never imports the training stack
     except ImportError as e:
         raise SceneError(f"{fname}: a fastai model needs the training install of scene_cls, which is not here "
-                         f"({e}); the exported .onnx model runs without it") from None
+                         f"({e}): {install_hint()}; the exported .onnx model runs without it") from None
     return as_scene_model(learner.load_scene_learner(fname))
 
 # %% ../notebooks/04_runtime.ipynb #92cadf91

@@ -125,7 +125,7 @@ def test_predict_reads_unusual_but_valid_inputs_faithfully(trained, synthetic, t
 
 def test_help_and_advice_read_right_on_the_command_line(synthetic, tmp_path):
     r = run_cli('predict', '-h')
-    lines = r.stdout.splitlines(); i = next(i for i, l in enumerate(lines) if '--no-progress' in l)
+    lines = r.stdout.splitlines(); i = next(i for i, l in enumerate(lines) if l.lstrip().startswith('--progress, --no-progress'))
     assert 'progress bar' in ' '.join(lines[i:i+2]) and 'on by default' in ' '.join(lines[i:i+3]), lines[i:i+3]   # what it does, which holds
     bad = tmp_path/'dup'; shutil.copytree(synthetic, bad)
     shutil.copy(bad/'seg_train/seg_train/forest/forest_00000.jpg', bad/'seg_train/seg_train/sea/copy.jpg')

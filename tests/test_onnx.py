@@ -65,4 +65,4 @@ def test_without_onnxruntime_the_error_names_the_install(exported, synthetic, tm
             f"sys.exit(main(['predict', {str(out/'scenes.onnx')!r}, {str(synthetic/'seg_pred')!r}, '--out', {str(tmp_path/'p.csv')!r}]))")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert 'pip install "scene_cls[onnx]"' in r.stderr, r.stderr
+    assert 'pip install "scene_cls[onnx] @ git+' in r.stderr, r.stderr
