@@ -9,16 +9,7 @@ from PIL import Image
 import torchvision.transforms.v2 as T, torchvision.transforms.v2.functional as TF
 import fastai
 from fastai.vision.all import *
-from scene_cls.core import *
-from scene_cls.runtime import *
-from scene_cls.data import *
-from scene_cls.synthetic import *
-from scene_cls.augment import *
-from scene_cls.learner import *
-from scene_cls.interpret import *
-from scene_cls.predict import *
-from scene_cls.deploy import *
-from scene_cls.experiment import *
+from scene_cls.all import *   # every module, as a notebook imports it
 from copy import deepcopy   # after fastai's star imports, which bring names of their own (copy, datetime)
 import argparse, datetime, json, os, platform, resource, shutil, subprocess, sys, time
 from bench.common import *   # where the data and the scratch folder are, a row of the table, real or synthetic files

@@ -74,9 +74,18 @@ SLOW_TESTS = {'test_train_writes_the_run_folder', 'test_the_image_store_trains_t
               'test_kaggle_rehearsal_two_processes_offline_wheel', 'test_colab_rehearsal_kagglehub_without_login',
               'test_rebuilt_from_the_kaggle_layout_byte_for_byte'}
 
+# The platform rehearsals build a fresh environment of Colab's or Kaggle's own package set from the package registries
+# (20-40 minutes on 2 cores, and a registry that resolves the platform's pins): more than CI's 30 minutes hold. They
+# run when asked for, `pytest -m platform` (or `python scripts/rehearse.py`), and are skipped, saying so, otherwise.
+PLATFORM_TESTS = {'test_kaggle_rehearsal_two_processes_offline_wheel', 'test_colab_rehearsal_kagglehub_without_login'}
+
 def pytest_collection_modifyitems(config, items):
+    asked = 'platform' in (config.option.markexpr or '')
     for it in items:
         if it.module.__name__.split('.')[-1] in SLOW_MODULES or it.originalname in SLOW_TESTS: it.add_marker(pytest.mark.slow)
+        if it.originalname in PLATFORM_TESTS:
+            it.add_marker(pytest.mark.platform)
+            if not asked: it.add_marker(pytest.mark.skip(reason="a platform rehearsal (20-40 min, builds the platform's package set): pytest -m platform"))
 
 _tier_seconds = {'fast': 0.0, 'slow': 0.0}
 
