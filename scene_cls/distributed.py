@@ -15,8 +15,8 @@ from fastai.vision.all import *
 from fastai.distributed import DistributedDL
 
 # %% auto #0
-__all__ = ['init_distributed', 'broadcast_value', 'barrier', 'sync_batchnorm', 'plain_batchnorm', 'has_sync_bn', 'distributed',
-           'finish_distributed', 'main_process_alone', 'launch']
+__all__ = ['init_distributed', 'broadcast_value', 'barrier', 'main_first', 'sync_batchnorm', 'plain_batchnorm', 'has_sync_bn',
+           'distributed', 'finish_distributed', 'main_process_alone', 'launch']
 
 # %% ../notebooks/02b_distributed.ipynb #139c5729
 def _joined() -> bool: return torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -39,6 +39,16 @@ def broadcast_value(x):
 def barrier():
     "Wait until every process gets here"
     if _joined(): torch.distributed.barrier()
+
+# %% ../notebooks/02b_distributed.ipynb #32dd6463
+@contextmanager
+def main_first():
+    "Inside, the main process of a launch goes first while the others wait; then they go (all at once). Plain in a single process"
+    init_distributed()
+    if not is_main(): barrier()
+    try: yield
+    finally:
+        if is_main(): barrier()
 
 # %% ../notebooks/02b_distributed.ipynb #19c35676
 def _broadcast(self:DistributedDL, t, rank):

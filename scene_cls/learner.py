@@ -6,11 +6,12 @@ Docs: https://scene-cls.github.io/scene_cls/learner.html.md"""
 
 # %% ../notebooks/03_learner.ipynb #01ccfd12
 from __future__ import annotations
-import warnings
+import errno, pickle, warnings
 from pathlib import Path
 from .core import *
 import_fastai()
 from fastai.vision.all import *
+import fastai.torch_core
 from fastai.callback.channelslast import *
 from torch.amp import GradScaler, autocast
 from .image import *
@@ -18,8 +19,9 @@ from .weights import *
 from .model import *
 
 # %% auto #0
-__all__ = ['on_cuda', 'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last_amp', 'BnFreezeAll', 'scene_learner',
-           'scene_lr_find', 'export_scene_learner', 'load_scene_learner', 'FreeMemory', 'LearnerModel', 'labelled_dl']
+__all__ = ['on_cuda', 'DeviceMixedPrecision', 'ChannelsLastModel', 'channels_last_amp', 'TrainEvalOnDevice', 'BnFreezeAll',
+           'scene_learner', 'scene_lr_find', 'export_scene_learner', 'load_scene_learner', 'FreeMemory', 'LearnerModel',
+           'labelled_dl']
 
 # %% ../notebooks/03_learner.ipynb #b93d64a1
 def on_cuda(learn:Learner) -> bool: return getattr(learn.dls.device, 'type', str(learn.dls.device)) == 'cuda'
@@ -50,6 +52,23 @@ def channels_last_amp(learn:Learner, # the learner to speed up
     if ifnone(amp, on_cuda(learn)) and not learn.cbs.filter(risinstance(MixedPrecision)): learn.add_cb(DeviceMixedPrecision())
     return learn
 
+# %% ../notebooks/03_learner.ipynb #fddf3c84
+class TrainEvalOnDevice(TrainEvalCallback):
+    "fastai's `TrainEvalCallback`; while the DataLoaders are on the CPU, fastai's default device is the CPU too (no CUDA initialised)"
+    _use_cuda = None
+    def before_fit(self):
+        dev, d = getattr(self.dls, 'device', None), fastai.torch_core.defaults   # fastai's own (a by-value pickle keeps the module)
+        if dev is not None and torch.device(dev).type == 'cpu' and self._use_cuda is None:
+            self._use_cuda, d.use_cuda = [d.use_cuda], False
+        super().before_fit()
+    def after_fit(self):
+        if self._use_cuda is not None: (fastai.torch_core.defaults.use_cuda,), self._use_cuda = self._use_cuda, None
+
+def _train_eval_on_device(learn:Learner) -> Learner:
+    "`learn` with `TrainEvalOnDevice` in place of fastai's `TrainEvalCallback`"
+    if not learn.cbs.filter(risinstance(TrainEvalOnDevice)): learn.remove_cb(TrainEvalCallback); learn.add_cb(TrainEvalOnDevice())
+    return learn
+
 # %% ../notebooks/03_learner.ipynb #3ffa69c2
 class BnFreezeAll(BnFreeze):
     "fastai's `BnFreeze` for every kind of batchnorm (also `SyncBatchNorm` on several GPUs): frozen layers keep their statistics"
@@ -74,7 +93,7 @@ def scene_learner(dls:DataLoaders, # the DataLoaders (`scene_dls`, `scene_aug_dl
     cbs = L(kwargs.pop('cbs', None)) + (BnFreezeAll() if not kwargs['train_bn'] else [])
     learn = Learner(normalized(dls, stats), model, loss_func=loss, splitter=splitter, metrics=accuracy, cbs=cbs, **kwargs)
     if not no_weights(weights): learn.freeze()
-    channels_last_amp(learn)
+    channels_last_amp(_train_eval_on_device(learn))
     learn.arch, learn.weights, learn.stats = arch, str(weights), stats
     return learn
 
@@ -127,11 +146,24 @@ def load_scene_learner(fname:str|Path, # a .pkl file of `export_scene_learner` (
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='load_learner` uses Python')
-            learn = load_learner(fname, cpu=cpu)
-    except Exception as e: raise SceneError(f"{fname}: not a model exported by scene_cls / fastai's Learner.export ({type(e).__name__}: {e})") from None
+            learn = load_learner(fname, cpu=True)   # onto the CPU: reading a file needs no GPU
+    except Exception as e:
+        what = "not a model exported by scene_cls / fastai's Learner.export" if _not_an_export(e) else 'could not be loaded'
+        raise SceneError(f"{fname}: {what} ({type(e).__name__}: {e})") from None
     if not isinstance(learn, Learner): raise SceneError(f"{fname}: holds a {type(learn).__name__}, not a fastai Learner")
     learn.model.to(memory_format=torch.channels_last)   # models exported before we used channels-last everywhere
+    _train_eval_on_device(learn)                        # (exported before it came)
+    if not cpu:
+        try: dev = default_device(); learn.model.to(dev); learn.dls.to(dev)   # the model and its batches on the GPU, together
+        except Exception as e: raise SceneError(f"{fname}: could not be put on the GPU ({type(e).__name__}: {e}); cpu=True loads it on the CPU") from None
     return learn
+
+def _not_an_export(e:Exception) -> bool:
+    "Whether `e`, raised loading a file, says the file is no fastai export (not a pickle, cut short, of classes missing here)"
+    if isinstance(e, (pickle.UnpicklingError, EOFError, ImportError, AttributeError, ValueError, KeyError)): return True
+    if isinstance(e, UnboundLocalError): return True   # fastai's `load_learner` after an ImportError it did not re-raise
+    if isinstance(e, OSError) and e.errno == errno.EINVAL: return True   # torch's zip reader on a file cut short
+    return isinstance(e, RuntimeError) and any(m in str(e) for m in ('PytorchStreamReader', 'magic number', 'zip archive'))
 
 # %% ../notebooks/03_learner.ipynb #6d0a5371
 class FreeMemory(Callback):
