@@ -134,6 +134,7 @@ def bench_levers(quick:bool) -> list:
                         note=(f"extra {m('extra'):.1%} ({spread('extra')}){tta}; " if 'extra' in rs[0] else 'synthetic scenes; ') +
                              f"valid {m('valid'):.1%} ({spread('valid')}); "
                              f"{np.mean([r['seconds'] for r in rs]):.0f}s of training; seeds {','.join(map(str, seeds))}"))
+        rows[-1]['argv'] = ['env', f'SCENE_CLS_BENCH_LEVERS={name}', f"SCENE_CLS_BENCH_SEEDS={','.join(map(str, seeds))}", 'python', '-m', 'bench', '--only', 'levers']
     return rows
 
 # ---------------------------------------------------------------- label cleaning
@@ -144,18 +145,18 @@ def bench_clean(quick:bool) -> list:
     if quick or not (SAMPLE/'train').is_dir():
         data, src, size = synthetic(n_train=20, n_valid=4), 'synthetic scenes', 64
     else: data, src = SAMPLE, 'real intel-sample'
-    t = time.time(); tr = clean_scene_data(data, TMP/'clean', arch=arch, weights='imagenet', size=size, bs=64); secs = round(time.time() - t, 1)
+    t = time.time(); tr = clean_scene_data(data, TMP/'clean', arch=arch, weights='imagenet', sizes=size, bs=64); secs = round(time.time() - t, 1)
     rows = [row('clean', f'finding label issues, fast path ({arch} {size}px features + 5-fold logistic regression), {len(tr)} {src} training images',
                 'seconds', secs, unit='s', higher_better=False, note=f'{int(tr.label_issue.sum())} flagged as label issues ({tr.label_issue.mean():.1%}); {src}')]
     what = 'our recipe with / without the flagged training images, 3 seeds'
     if quick or src != 'real intel-sample':
         return rows + [not_measured('clean', what, 'accuracy, cleaned / all', '--quick (training takes minutes)' if quick else f'no real images at {SAMPLE}')]
-    va = clean_scene_data(data, TMP/'clean_valid', split='valid', arch=arch, weights='imagenet', size=size, bs=64)
+    va = clean_scene_data(data, TMP/'clean_valid', split='valid', arch=arch, weights='imagenet', sizes=size, bs=64)
     rows.append(row('clean', f'label noise in intel-sample/valid ({len(va)} images), same finder', 'share of images flagged', round(float(va.label_issue.mean()), 4),
                     unit='share', note=f"{int(va.label_issue.sum())} flagged: an estimate of the error no model avoids there"))
     shutil.rmtree(TMP/'clean_cmp', ignore_errors=True)   # its finished runs would be taken as they are
     res = compare_exclusion(data, TMP/'clean/exclude.txt', seeds=(0, 1, 2), eval_dirs={'intel-extra': EXTRA} if EXTRA.is_dir() else None,
-                            arch=arch, weights='imagenet', size=size, bs=32, freeze_epochs=5, epochs=0, lr=1e-2, run_dir=TMP/'clean_cmp', check='off')
+                            arch=arch, weights='imagenet', sizes=size, bs=32, freeze_epochs=5, epochs=0, lr=1e-2, run_dir=TMP/'clean_cmp', check='off')
     res.to_csv(TMP/'clean_compare.csv', index=False)
     summ = exclusion_summary(res)
     for ev, r in summ.iterrows():

@@ -12,7 +12,7 @@ def store_child(kind:str, cache:bool, quick:bool) -> dict:
         st = {l.split(':')[0]: int(l.split()[1])/1024 for l in open('/proc/self/status') if l.startswith(('RssAnon', 'RssFile'))}
         return dict(images=n, seconds=round(time.time() - t, 1), peak_mb=round(rss_mb()), before_mb=round(base),
                     anon_mb=round(st.get('RssAnon', 0)), file_mb=round(st.get('RssFile', 0)))
-    # the README's main job: Lite0, 224px, 5 frozen epochs, lr 1e-2, bs 32, seed 42 (quick: 1 epoch of a random-weight model)
+    # the 5-frozen-epoch recipe (the main job until 2026-11-30): Lite0, 224px, 5 frozen epochs, lr 1e-2, bs 32, seed 42 (quick: 1 epoch of a random-weight model)
     arch, weights, ep = ('resnet18', None, 1) if quick else ('tf_efficientnet_lite0', 'imagenet', 5)
     out = TMP/f'store_job_{int(cache)}'; shutil.rmtree(out, ignore_errors=True)
     run = scene_run(data, out, arch=arch, weights=weights, sizes=(224,), epochs=0, freeze_epochs=ep, bs=32, lr=1e-2, seed=42, check='off',
@@ -22,7 +22,7 @@ def store_child(kind:str, cache:bool, quick:bool) -> dict:
 
 
 def bench_store(quick:bool) -> list:
-    "The decoded image store against decoding every epoch: the DataLoader alone, building it, memory, and the README's main job"
+    "The decoded image store against decoding every epoch: the DataLoader alone, building it, memory, and the 5-frozen-epoch recipe (the main job until 2026-11-30)"
     n, rows = (3 if quick else 10), []
     data = SAMPLE if (SAMPLE/'train').is_dir() else synthetic(n_train=-(-(n + 1)*64//6), n_valid=4)
     src = 'real intel-sample' if data == SAMPLE else 'synthetic scenes'
@@ -43,7 +43,7 @@ def bench_store(quick:bool) -> list:
         t = time.perf_counter(); [np.asarray(SquishResize(size)(SceneImage.create(f))) for f in files[:min(len(files), 600)]]
         epoch = (time.perf_counter() - t)*len(files)/min(len(files), 600)
         mib = (st.path/'pixels.u8').stat().st_size/2**20
-        rows.append(row('store', f"building the store: {len(files):,} images ({what}) at {size}px", 'seconds, one epoch of decoding in one thread / building the store',
+        rows.append(row('store', f"building the store: {len(files):,} images ({what}) at {size}px", 'seconds, building the store / one epoch of decoding in one thread',
                         round(build, 2), round(epoch, 2), unit='s', higher_better=False,
                         note=f"{mib:,.0f} MiB on disk; built with {defaults.cpus} threads; the decode epoch timed on {min(len(files), 600)} files"))
         shutil.rmtree(folder, ignore_errors=True)
@@ -55,13 +55,13 @@ def bench_store(quick:bool) -> list:
                     note=f"{src}; {m[True]['seconds']}s with, {m[False]['seconds']}s without; at the end, private (anonymous) memory {m[True]['anon_mb']} MB with, "
                          f"{m[False]['anon_mb']} MB without, file pages {m[True]['file_mb']} MB with, {m[False]['file_mb']} MB without: "
                          "RSS counts the store's pages, which are the page cache's, shared by every process that maps the file"))
-    # the README's main job, with and without the store (quick: synthetic scenes)
+    # the 5-frozen-epoch recipe (the main job until 2026-11-30), with and without the store (quick: synthetic scenes)
     if quick: src = 'synthetic scenes'
     j = {c: child('--store-child', 'job', str(int(c)), str(int(quick))) for c in (True, False)}
     what = f"{j[True]['arch']} 224px, {j[True]['epochs']} frozen epoch(s), lr 1e-2, bs 32, seed 42 ({j[True]['n_train']} training images)"
-    rows.append(row('store', f"the README's main job: {what}: training seconds", 'seconds, without / with the store', j[True]['seconds'], j[False]['seconds'],
+    rows.append(row('store', f"the 5-frozen-epoch recipe (the main job until 2026-11-30): {what}: training seconds", 'seconds, with the store / without', j[True]['seconds'], j[False]['seconds'],
                     unit='s', higher_better=False, note=f"{src}; accuracy on valid {j[True]['accuracy']:.2%} with, {j[False]['accuracy']:.2%} without (the same pixels and seed)"))
-    rows.append(row('store', f"the README's main job: {what}: training images/s", 'images/s, with the store / without', j[True]['images_s'], j[False]['images_s'],
+    rows.append(row('store', f"the 5-frozen-epoch recipe (the main job until 2026-11-30): {what}: training images/s", 'images/s, with the store / without', j[True]['images_s'], j[False]['images_s'],
                     note=f"{src}; training images x epochs / training seconds (the validation passes included)"))
     return rows
 

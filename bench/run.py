@@ -23,25 +23,40 @@ from bench.speed import *
 from bench.memory import *
 from bench.accuracy import *
 from bench.gpu import *
+from bench.mainjob import *
 
 # ---------------------------------------------------------------- the table
-GROUPS = dict(train=bench_train, infer=bench_infer, onnx=bench_onnx, app=bench_app, augment=bench_augment, dataloader=bench_dataloader, store=bench_store, memory=bench_memory,
+GROUPS = dict(mainjob=bench_mainjob, train=bench_train, infer=bench_infer, onnx=bench_onnx, app=bench_app, augment=bench_augment, dataloader=bench_dataloader, store=bench_store, memory=bench_memory,
               accuracy=bench_accuracy, levers=bench_levers, clean=bench_clean, light=bench_light, serve=bench_serve, gpu=bench_gpu)
 
 def _cell(v, unit):
     if v is None: return ''
     if unit == 's' and v < 10: return f'{v:.3f}'
-    return f'{v:.1%}' if unit == 'accuracy' else (f'{v:,.0f} {unit}' if unit == 'MB' else f'{v:,.1f}')
+    return f'{v:.1%}' if unit in ('accuracy', 'share') else (f'{v:,.0f} {unit}' if unit == 'MB' else f'{v:,.1f}')
+
+def command(r:dict) -> str:
+    "The command that produced row `r`, as a person types it"
+    import shlex
+    argv = r.get('argv') or ['python', '-m', 'bench', '--only', r['group']]
+    return ' && '.join(map(shlex.join, argv)) if argv and isinstance(argv[0], list) else shlex.join(argv)
 
 def markdown(res:dict) -> str:
     h = res['hardware']
     head = (f"Measured {res['date']} on {h['cpu_count']} CPU core(s), {h['gpu'] or 'no GPU'}, torch {res['versions']['torch']}, "
             f"{h['torch_threads']} torch threads, with `{res['command']}`{' (QUICK: machinery check, not results)' if res['quick'] else ''}.\n\n")
-    lines = ['| what | compares | ours | plain | ours / plain | note |', '|---|---|---|---|---|---|']
+    lines = ['| what | compares | ours | plain | ours / plain | note | command |', '|---|---|---|---|---|---|---|']
     for r in res['rows']:
         lines.append(f"| {r['what']} | {r['compares']} | {_cell(r['ours'], r['unit'])} | {_cell(r['plain'], r['unit'])} | "
-                     f"{'' if r['ratio'] is None else format(r['ratio'], '.2f')} | {r['note']} |")
+                     f"{'' if r['ratio'] is None else format(r['ratio'], '.2f')} | {r['note']} | `{command(r)}` |")
     return head + '\n'.join(lines) + '\n\nImages/s unless the row says otherwise; above 1 in the ratio column is better for scene_cls.\n'
+
+def summary(res:dict) -> str:
+    "The rows the README shows (`readme=True`), each with its result and the commands that produced it"
+    lines = ['| what | result | measured with |', '|---|---|---|']
+    for r in res['rows']:
+        if not r.get('readme'): continue
+        lines.append(f"| {r['what']} | **{_cell(r['ours'], r['unit'])}** {r['compares']}; {r['note']} | `{command(r)}` |")
+    return '\n'.join(lines) + f"\n\nEvery row of `bench/results.md` ({len(res['rows'])} rows: speed, memory, accuracy levers, the web demo) says which run measured it.\n"
 
 def kept_row(r:dict, old:dict) -> dict:
     "A row of an earlier run kept in this one, its note saying which run measured it (machines and code change)"
@@ -78,7 +93,7 @@ def main(argv=None):
         old = json.loads((out/'results.json').read_text())
         if old.get('quick') == a.quick: kept = [kept_row(r, old) for r in old['rows'] if r['group'] not in groups]
     for g in groups:
-        try: rows += GROUPS[g](a.quick)
+        try: rows += [{'argv': ['python', '-m', 'bench', '--only', g] + (['--quick'] if a.quick else []), **r} for r in GROUPS[g](a.quick)]
         except Exception as e:
             failed.append(g); rows.append(row(g, f'{g} benchmarks', '', note=f'FAILED: {type(e).__name__}: {e}'))
         res = dict(command='python -m bench ' + ' '.join(argv if argv is not None else sys.argv[1:]), quick=a.quick,
@@ -89,7 +104,7 @@ def main(argv=None):
                    versions=dict(python=platform.python_version(), torch=torch.__version__, fastai=fastai.__version__),
                    rows=sorted(kept + rows, key=lambda r: list(GROUPS).index(r['group'])))
         (out/'results.json').write_text(json.dumps(res, indent=1))   # after every group: a later failure loses nothing
-        (out/'results.md').write_text(markdown(res))
+        (out/'results.md').write_text(markdown(res)); (out/'summary.md').write_text(summary(res))
     print(f"{len(res['rows'])} rows ({len(rows)} measured now) in {res['seconds']}s -> {out/'results.json'}, {out/'results.md'}")
     if failed: sys.exit(f"failed: {', '.join(failed)}")
 

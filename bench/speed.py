@@ -170,7 +170,7 @@ def bench_app(quick:bool) -> list:
                 t = time.perf_counter(); c.predict(handle_file(str(f)), api_name='/classify'); app_s.append(time.perf_counter() - t)
                 t = time.perf_counter(); classify_file(learn, f, cam); direct_s.append(time.perf_counter() - t)
         finally: demo.close()
-        rows.append(row('app', f"{what}, Grad-CAM {'on' if cam else 'off'}", 'classify_file in process / through the app (HTTP upload, queue, answer)',
+        rows.append(row('app', f"{what}, Grad-CAM {'on' if cam else 'off'}", 'through the app (HTTP upload, queue, answer) / classify_file in process',
                         round(statistics.median(app_s), 3), round(statistics.median(direct_s), 3), unit='s', higher_better=False,
                         note=f'{src}; median of {len(files)} images, one at a time'))
     return rows

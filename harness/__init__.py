@@ -24,7 +24,8 @@ def light_env(folder:Path, app:bool=False) -> Path:
             r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', *args, timeout=1200)
             if r.returncode: raise RuntimeError(f"pip install {args} failed: {r.stderr[-2000:]}")
     if app and run_env(b, 'python', '-c', 'import gradio').returncode:
-        r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', 'gradio>=5', timeout=1200)
+        r = run_env(b, 'python', '-m', 'pip', 'install', '-q', '--disable-pip-version-check', 'gradio>=6.16',
+                    timeout=1200)
         if r.returncode: raise RuntimeError(f"pip install gradio failed: {r.stderr[-2000:]}")
     return b
 
@@ -142,3 +143,32 @@ class SlowFiles:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
     def __exit__(self, *exc): self.server.shutdown(); self.server.server_close()
+
+def near_tie(top3:str, eps:float=1e-4) -> bool:
+    "Whether the top two probabilities of a `top3` cell (`class:p class:p ...`) are within `eps`: another runtime may rank them the other way"
+    ps = [float(t.rsplit(':', 1)[1]) for t in str(top3).split()[:2]]
+    return len(ps) == 2 and abs(ps[0] - ps[1]) < eps
+
+def same_predictions(a, b) -> bool:
+    "Two prediction tables (`predict_csv`'s rows) of one model through two runtimes: the same class in every row, but at a near-tie of `a`"
+    return all(pa == pb or near_tie(t) for pa, pb, t in zip(a.predicted, b.predicted, a.top3))
+
+def call_api(url:str, # the app's address
+             api_name:str, # the endpoint, e.g. 'classify'
+             data:list, # its inputs, as JSON (a file: {'path': ..., 'meta': {'_type': 'gradio.FileData'}})
+             timeout:float=60, # seconds to wait for the answer
+             **kw, # more `httpx` settings (auth, ...)
+            ) -> tuple:
+    "Call a Gradio endpoint through its queue's `/call` route with `data` as it is: (event, data), event complete|error"
+    import httpx, json
+    r = httpx.post(f"{url}gradio_api/call/{api_name}", json={'data': data}, timeout=timeout, **kw)
+    if r.status_code != 200: return f'HTTP {r.status_code}', r.text
+    event = None
+    with httpx.stream('GET', f"{url}gradio_api/call/{api_name}/{r.json()['event_id']}", timeout=timeout, **kw) as s:
+        for line in s.iter_lines():
+            if line.startswith('event:'): event = line.split(':', 1)[1].strip()
+            elif line.startswith('data:') and event in ('complete', 'error'):
+                d = line.split(':', 1)[1].strip()
+                try: return event, json.loads(d)
+                except ValueError: return event, d
+    return event, None

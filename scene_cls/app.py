@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/app.html.md"""
 
 # %% ../notebooks/07_app.ipynb #727bda4e
 from __future__ import annotations
-import collections, contextlib, itertools, os, shutil, tempfile, threading, time, weakref
+import collections, contextlib, ipaddress, itertools, os, re, shutil, sys, tempfile, threading, time, weakref
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
@@ -17,8 +17,9 @@ from .interpret import *
 from .predict import *
 
 # %% auto #0
-__all__ = ['APP_EXTRA', 'MAX_UPLOAD', 'gradcam_overlay', 'classify_file', 'classify_files', 'upload_folder', 'forget_upload',
-           'UploadSweeper', 'example_images', 'scene_app', 'space_app']
+__all__ = ['MAX_FILES', 'MAX_QUEUE', 'APP_EXTRA', 'MAX_UPLOAD', 'gradcam_overlay', 'classify_file', 'classify_files',
+           'upload_folder', 'forget_upload', 'UploadSweeper', 'example_images', 'app_folder', 'UploadLimit',
+           'exposure_warning', 'scene_app', 'launch_app', 'space_app']
 
 # %% ../notebooks/07_app.ipynb #265e5f43
 def gradcam_overlay(learn:Learner, # a fastai learner (Grad-CAM needs the PyTorch model's gradients)
@@ -45,7 +46,8 @@ def classify_file(model, # a fastai `Learner` or an `OnnxSceneModel` (`load_scen
     if row['error']: return dict(row=row, top3=None, overlay=None, message=f"Cannot classify this file. {_short(row['error'], f)}")
     top3 = {c: float(p) for c, p in (t.rsplit(':', 1) for t in row['top3'].split())}
     m = as_scene_model(model)
-    overlay = gradcam_overlay(m.learn, read_rgb(f), row['predicted']) if gradcam and m.can_gradcam else None
+    cam = gradcam and m.can_gradcam
+    overlay = gradcam_overlay(m.learn, read_rgb(f, size=m.size), row['predicted']) if cam else None
     return dict(row=row, top3=top3, overlay=overlay, message=f"**{row['predicted']}** ({row['confidence']:.1%})")
 
 # %% ../notebooks/07_app.ipynb #68c6a14b
@@ -53,13 +55,17 @@ def classify_files(model, # a fastai `Learner` or an `OnnxSceneModel`
                    files:list, # image files
                    out:str|Path, # the CSV to write
                    bs:int=64, # batch size
+                   chunk:int=None, # files a learner reads at a time (its memory); default 4*bs
                   ) -> pd.DataFrame:
-    "`predict_rows` of `files` as a table (file names, not server paths), also written to the CSV `out`"
+    "`predict_rows` of `files` (each once) as a table (file names, not server paths), also written to the CSV `out`"
     files = [Path(f) for f in files]
-    df = pd.DataFrame(predict_rows(model, files, bs=bs, progress=False), columns=['path', 'predicted', 'confidence', 'top3', 'error'])
+    uniq = [f for f in dict.fromkeys(files) if not os.path.isdir(f)]   # a folder is no file here: not walked
+    rows = dict(zip(uniq, predict_rows(model, uniq, bs=bs, chunk=chunk, progress=False)))
+    df = pd.DataFrame([rows.get(f) or dict(path=str(f), error=f"{f}: is a folder") for f in files],
+                      columns=['path', 'predicted', 'confidence', 'top3', 'error']).fillna('')
     df['error'] = [_short(e, f) for e, f in zip(df.error, files)]
     df.insert(0, 'file', [f.name for f in files]); df = df.drop(columns='path')
-    Path(out).parent.mkdir(parents=True, exist_ok=True); df.to_csv(out, index=False)
+    Path(out).parent.mkdir(parents=True, exist_ok=True); df.apply(lambda c: c.map(csv_cell)).to_csv(out, index=False)
     return df
 
 # %% ../notebooks/07_app.ipynb #5d20f861
@@ -72,51 +78,75 @@ def forget_upload(f:str|Path, # an uploaded file
                   root:Path=None, # the upload folder; default `upload_folder()`
                  ) -> bool:
     "Delete the uploaded file `f` (and its folder, once empty) when it lies in the upload folder `root`; whether it did"
-    root = Path(root or upload_folder()).resolve(); f = Path(f).resolve()
-    if not f.is_relative_to(root) or f == root or not f.is_file(): return False
+    root = Path(root or upload_folder()).resolve()
+    f = Path(f).parent.resolve()/Path(f).name   # a link itself, not what it leads to
+    if not f.is_relative_to(root) or f == root or f.is_symlink() or not f.is_file(): return False
     f.unlink()
     if f.parent != root and not any(f.parent.iterdir()): f.parent.rmdir()
     return True
 
 # %% ../notebooks/07_app.ipynb #cf38d6e9
 class UploadSweeper:
-    "Delete answered uploads in `root` once unused and unwritten for `age` seconds, and the empty `tmp*` files of Gradio's uploads"
-    def __init__(self, root:str|Path=None, # the upload folder; default `upload_folder()`
-                 age:float=10, # seconds an answered upload is kept after it was last written
+    "Delete what Gradio's upload route saved (`uploaded`) once answered or unused, and the app's answers (`later`)"
+    def __init__(self, uploaded:set=None, # what the upload route saved: Gradio's `Blocks.upload_file_set`
+                 root:str|Path=None, # the upload folder; default `upload_folder()`
+                 age:float=10, # seconds an answered upload is kept after it was written (another request may share it)
+                 unused:float=None, # seconds an upload nobody asked about is kept; default 6*age
                 ):
+        self.uploaded = set() if uploaded is None else uploaded
         self.root, self.age = Path(root or upload_folder()).resolve(), age
-        self.using, self.answered, self.lock = collections.Counter(), set(), threading.Lock()
+        self.unused = 6*age if unused is None else unused
+        self.using, self.answered, self.own, self.lock = collections.Counter(), set(), {}, threading.Lock()
+        self.started = time.time()
+
+    def received(self, f:str|Path) -> bool:
+        "Whether `f` is a file Gradio's upload route saved (and not yet swept)"
+        return os.path.abspath(f) in {os.path.abspath(u) for u in set(self.uploaded)}
 
     @contextlib.contextmanager
     def use(self, files:list):
-        "Mark `files` as in use while the block runs; then sweep when they may go"
-        fs = [Path(f).resolve() for f in files if f]
+        "Mark `files` as in use while the block runs; then as answered, and sweep"
+        fs = [os.path.abspath(f) for f in files if f]
         with self.lock: self.using.update(fs)
         try: yield
         finally:
             with self.lock: self.using.subtract(fs); self.answered.update(fs)
-            self.sweep(); self._later(self.age)
+            self.sweep()
 
-    def _later(self, secs:float):
-        t = threading.Timer(secs + 0.1, self.sweep); t.daemon = True; t.start()
+    def later(self, path:str|Path):
+        "Delete `path`, a file or folder of the app's own, once `age` seconds have passed"
+        with self.lock: self.own[str(path)] = time.time()
 
-    def _old(self, f:Path, now:float) -> bool:
-        try: return now - f.stat().st_mtime >= self.age
+    def _old(self, f:str|Path, now:float, age:float) -> bool:
+        try: return now - os.stat(f).st_mtime >= age
         except OSError: return True
 
     def sweep(self) -> int:
-        "Delete what may go now; how many files"
+        "Delete what may go now; how many files and folders"
         now, n = time.time(), 0
         with self.lock:
-            for f in [f for f in self.answered if self.using[f] <= 0 and self._old(f, now)]:
-                n += forget_upload(f, self.root); self.answered.discard(f); del self.using[f]
-            pending = bool(self.answered)
-        for f in self.root.glob('tmp*'):
+            for u in set(self.uploaded):
+                f = os.path.abspath(u)
+                if self.using[f] > 0 or not self._old(f, now, self.age if f in self.answered else self.unused): continue
+                n += forget_upload(f, self.root)
+                self.uploaded.discard(u); self.answered.discard(f); self.using.pop(f, None)
+            for p in [p for p, t in self.own.items() if now - t >= self.age]:
+                shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else Path(p).unlink(missing_ok=True)
+                del self.own[p]; n += 1
+        for f in self.root.glob('tmp*'):   # Gradio's temporaries: since the app started, empty ones after `age`
             try:
-                if f.is_file() and f.stat().st_size == 0 and self._old(f, now): f.unlink(); n += 1
+                st = f.stat()
+                if not f.is_file() or st.st_mtime < self.started - 1: continue
+                if now - st.st_mtime >= (self.age if st.st_size == 0 else self.unused): f.unlink(); n += 1
             except OSError: pass
-        if pending: self._later(self.age/2)
         return n
+
+    def start(self) -> UploadSweeper:
+        "Sweep every `min(age, unused)/2` seconds in a daemon thread, for as long as the process runs"
+        def loop():
+            while True: time.sleep(min(self.age, self.unused)/2); self.sweep()
+        threading.Thread(target=loop, daemon=True, name='scene_cls upload sweeper').start()
+        return self
 
 # %% ../notebooks/07_app.ipynb #4abff53c
 def example_images(data:str|Path=None, # a dataset root or a folder of images; default: synthetic scenes
@@ -137,6 +167,75 @@ def example_images(data:str|Path=None, # a dataset root or a folder of images; d
     return res
 
 # %% ../notebooks/07_app.ipynb #4d528039
+def _running(pid:int) -> bool:
+    if os.name != 'posix': return True   # no cheap check elsewhere: keep it
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: pass
+    return True
+
+def app_folder() -> Path:
+    "A new folder for an app's files, named by this process; first, those of processes no longer running are removed"
+    for d in Path(tempfile.gettempdir()).glob('scene_cls_app_*_*'):
+        try: pid, mine = int(d.name.split('_')[3]), d.stat().st_uid == os.getuid()
+        except (ValueError, IndexError, OSError, AttributeError): continue
+        if mine and d.is_dir() and not _running(pid): shutil.rmtree(d, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f'scene_cls_app_{os.getpid()}_'))
+
+# %% ../notebooks/07_app.ipynb #af46137e
+MAX_FILES, MAX_QUEUE = 16, 16   # files in one request; requests waiting
+
+class UploadLimit:
+    "ASGI middleware: an upload of over `blocks.max_files` files (or their bytes) refused (HTTP 413) before it is kept"
+    def __init__(self, app, blocks): self.app, self.blocks = app, blocks
+    class Over(Exception): pass
+
+    async def _refuse(self, send, msg:str):
+        await send({'type': 'http.response.start', 'status': 413,
+                    'headers': [(b'content-type', b'text/plain; charset=utf-8')]})
+        await send({'type': 'http.response.body', 'body': msg.encode()})
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http' or scope['method'] != 'POST' or not scope['path'].rstrip('/').endswith('/upload'):
+            return await self.app(scope, receive, send)
+        files = getattr(self.blocks, 'max_files', MAX_FILES); per = self.blocks.max_file_size
+        most = files*per if per else None
+        hdr = dict(scope['headers'])
+        msg = f"Too large: at most {files} files in one upload" + (f", and {most:,} bytes in all" if most else '')
+        try: n = int(hdr.get(b'content-length') or 0)
+        except ValueError: n = 0
+        if most and n > most: return await self._refuse(send, msg)
+        b = re.search(rb'boundary="?([^";]+)', hdr.get(b'content-type', b''))
+        sep, seen = b'--' + (b.group(1) if b else b'\0'*8), dict(n=0, parts=0, tail=b'', started=False)
+        async def counted():
+            m = await receive()
+            if m['type'] == 'http.request':
+                buf = seen['tail'] + m.get('body', b''); seen['n'] += len(m.get('body', b''))
+                seen['parts'] += buf.count(sep); seen['tail'] = buf[-(len(sep) - 1):]
+                if (most and seen['n'] > most) or seen['parts'] > files + 1: raise UploadLimit.Over()   # +1: the end
+            return m
+        async def sending(m): seen['started'] = True; await send(m)
+        try: await self.app(scope, counted, sending)
+        except UploadLimit.Over:
+            if not seen['started']: await self._refuse(send, msg)
+
+# %% ../notebooks/07_app.ipynb #2beb5761
+def exposure_warning(host:str=None, # where the server listens; None: Gradio's (GRADIO_SERVER_NAME, else 127.0.0.1)
+                     share:bool=False, # a public link through Gradio's share servers
+                     auth:bool=False, # a login is asked for
+                    ) -> str|None:
+    "What to tell the user when the app can be reached from other machines; None when only from this one"
+    host = host or os.environ.get('GRADIO_SERVER_NAME') or '127.0.0.1'
+    try: local = ipaddress.ip_address(host.strip('[]')).is_loopback
+    except ValueError: local = host == 'localhost'
+    if local and not share: return None
+    where = ('a public link (--share): anyone with it' if share else
+             f'{host}, reachable from other machines: anyone who reaches it')
+    login = '' if auth else ' Ask for a login with --auth USER:PASSWORD (or the SCENE_CLS_AUTH environment variable).'
+    return (f"warning: the web demo listens on {where} can upload images and use this machine's CPU, memory and disk."
+            f"{login} Limits: --max-file-size, --max-files, --max-queue (scene-cls serve -h).")
+
+# %% ../notebooks/07_app.ipynb #b4e2a446
 APP_EXTRA = f'pip install gradio   (or: {install_hint("app")})'
 MAX_UPLOAD = '20mb'   # `demo.launch(max_file_size=MAX_UPLOAD)`: larger uploads are refused by Gradio before they are read (a phone photo is 3-10 MB)
 
@@ -149,19 +248,23 @@ def scene_app(model, # model.pkl or .onnx, or a loaded model (a fastai `Learner`
               examples=None, # a dataset root or image folder for the example images; default: synthetic scenes
               gradcam:bool=True, # show Grad-CAM (PyTorch models)
               n_examples:int=6, # how many example images
-              upload_age:float=10, # seconds an answered upload stays (the same file may be in another request); then it is deleted
+              upload_age:float=10, # seconds an answered upload stays (another request may share it); 6x: never used
+              max_files:int=MAX_FILES, # files in one request (the several-images tab); more is refused
+              max_queue:int=MAX_QUEUE, # requests waiting; more are refused ("queue is full")
              ):
     "A Gradio `Blocks` app: one image -> top 3 and Grad-CAM; several -> a table and a CSV"
     gr = _gradio()
     m = load_scene_model(model) if isinstance(model, (str, Path)) else as_scene_model(model)
-    outdir = Path(tempfile.mkdtemp(prefix='scene_cls_app_'))   # the example images and the CSVs answered; gone with the app
+    outdir = app_folder()   # the example images and the CSVs being answered; gone with the app
     ex = example_images(examples, n_examples, dest=outdir/'examples')
-    sweeper = UploadSweeper(age=upload_age)
+    gr.set_static_paths([outdir/'examples'])   # served where they are: not in the upload folder, which the page hides
     cam = gradcam and m.can_gradcam
+    not_here = "Cannot classify this file: it was not uploaded to this page."
 
     def one(f, keep=False):
         "(top 3, overlay, message, None: the upload box emptied for the next file)"
         if f is None: return None, None, '', None
+        if not (keep or sweeper.received(f)): return None, None, not_here, None   # named, not uploaded: untouched
         with (contextlib.nullcontext() if keep else sweeper.use([f])): r = classify_file(m, f, cam)
         return r['top3'], r['overlay'], f"{r['message']}  \n`{Path(f).name}`", None
     def example(evt): return one(ex[evt.index], keep=True)
@@ -169,13 +272,21 @@ def scene_app(model, # model.pkl or .onnx, or a loaded model (a fastai `Learner`
     def many(fs):
         "(table, CSV, None: the upload box emptied, its files being gone)"
         if not fs: return None, None, None
+        def refused(msg):
+            row = dict(file='', predicted='', confidence='', top3='', error=f'Refused: {msg}')
+            return pd.DataFrame([row]), None, None
+        if len(fs) > max_files: return refused(f"{len(fs)} files in one request, at most {max_files} (predict: any)")
+        if not all(map(sweeper.received, fs)): return refused("not all these files were uploaded to this page.")
         with sweeper.use(fs):
             out = Path(tempfile.mkdtemp(dir=outdir))/'predictions.csv'
-            return classify_files(m, fs, out), str(out), None
+            df = classify_files(m, fs, out, bs=16, chunk=16)
+        sweeper.later(out.parent)   # Gradio serves its own copy
+        return df, str(out), None
 
     classes = ', '.join(m.vocab)
     with gr.Blocks(title='scene_cls: scene classifier', delete_cache=(600, 600)) as demo:   # Gradio's copies of outputs: gone within 20 minutes
-        gr.Markdown(f"# Scene classifier\nClasses: {classes}. Uploaded files are deleted once answered.")
+        gr.Markdown(f"# Scene classifier\nClasses: {classes}. Uploaded files are deleted once answered; "
+                    f"at most {max_files} in one request.")
         with gr.Tab('One image'):
             with gr.Row():
                 with gr.Column():
@@ -194,15 +305,40 @@ def scene_app(model, # model.pkl or .onnx, or a loaded model (a fastai `Learner`
             table = gr.Dataframe(label='Predictions', elem_id='table', interactive=False)
             csv = gr.File(label='CSV', elem_id='csv', interactive=False)
             many_in.upload(many, many_in, [table, csv, many_in], api_name='classify_many')
-    demo.folder = outdir
+    demo.queue(max_size=max_queue, default_concurrency_limit=1, api_open=False)   # every call waits, in a bounded queue
+    sweeper = UploadSweeper(demo.upload_file_set, age=upload_age).start()   # Gradio's record of what was uploaded
+    demo.folder, demo.max_files, demo.sweeper = outdir, max_files, sweeper
     weakref.finalize(demo, shutil.rmtree, outdir, True)   # when Python exits (Gradio keeps the app alive until then)
     return demo
+
+# %% ../notebooks/07_app.ipynb #57260aa9
+def _login(auth:str|None) -> tuple|None:
+    if not auth: return None
+    user, sep, pw = auth.partition(':')
+    if not (sep and user and pw): raise SceneError("--auth (or SCENE_CLS_AUTH): a login is USER:PASSWORD")
+    return user, pw
+
+def launch_app(demo, # the app (`scene_app`)
+               host:str=None, # where to listen; None: Gradio's default (GRADIO_SERVER_NAME, else 127.0.0.1)
+               port:int=None, # the port; None: Gradio's default (GRADIO_SERVER_PORT, else 7860 or the next free one)
+               share:bool=False, # also a public link through Gradio's share servers
+               auth:str=None, # a login, USER:PASSWORD; default: the SCENE_CLS_AUTH environment variable, else none
+               max_file_size:str|int=MAX_UPLOAD, # a larger file is refused before it is read
+               **kwargs, # more of `Blocks.launch`'s settings (quiet, prevent_thread_lock, ...)
+              ):
+    "Launch `demo` with its limits (`UploadLimit`), a login when one is given, a warning when others can reach it"
+    from starlette.middleware import Middleware
+    login = _login(auth or os.environ.get('SCENE_CLS_AUTH'))
+    if (w := exposure_warning(host, share, login is not None)): print(w, file=sys.stderr, flush=True)
+    return demo.launch(server_name=host, server_port=port, share=share, auth=login, max_file_size=max_file_size,
+                       app_kwargs=dict(middleware=[Middleware(UploadLimit, blocks=demo)]), **kwargs)
 
 # %% ../notebooks/07_app.ipynb #46ae0bc7
 def space_app(folder:str|Path='.', # where app.py, the model file and (optional) examples/ are
              ):
-    "The app of the model file in `folder` (model.pkl, else model.onnx), as a Hugging Face Space's app.py runs it"
+    "The app of the model file in `folder` (model.onnx, else model.pkl), as a Hugging Face Space's app.py runs it"
     folder = Path(folder)
-    model = next((folder/f for f in ('model.pkl', 'model.onnx') if (folder/f).is_file()), None)
-    if model is None: raise SceneError(f"{folder}: no model.pkl (scene-cls train) or model.onnx (scene-cls export) beside app.py")
+    model = next((folder/f for f in ('model.onnx', 'model.pkl') if (folder/f).is_file()), None)
+    if model is None:
+        raise SceneError(f"{folder}: no model.onnx (scene-cls export) or model.pkl (scene-cls train) beside app.py")
     return scene_app(model, folder/'examples' if (folder/'examples').is_dir() else None)

@@ -6,17 +6,18 @@ Docs: https://scene-cls.github.io/scene_cls/core.html.md"""
 
 # %% ../notebooks/00_core.ipynb #2ed2ce77
 from __future__ import annotations
-import ctypes, ctypes.util, gc, importlib, mimetypes, os, warnings
+import collections, contextlib, ctypes, ctypes.util, functools, gc, importlib, mimetypes, os, stat, threading, warnings
 from typing import Protocol, runtime_checkable
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
 # %% auto #0
-__all__ = ['CLASSES', 'REPO_URL', 'IMAGE_EXTENSIONS', 'MAX_PIXELS', 'SceneError', 'install_hint', 'scene_layout', 'image_files',
-           'valid_folder', 'labelled_items', 'open_image', 'dangling_link', 'read_rgb', 'to_pixels', 'read_pixels',
-           'n_processes', 'is_main', 'say', 'progress_over', 'save_figure', 'free_memory', 'write_atomic',
-           'import_fastai', 'SceneModel', 'register_scene_model', 'as_scene_model']
+__all__ = ['CLASSES', 'REPO_URL', 'IMAGE_EXTENSIONS', 'MAX_PIXELS', 'MAX_DECODED', 'IMAGE_FORMATS', 'SceneError', 'install_hint',
+           'scene_layout', 'folder_entries', 'image_files', 'valid_folder', 'labelled_items', 'open_image',
+           'dangling_link', 'open_file', 'decoded_bytes', 'read_rgb', 'to_pixels', 'read_pixels', 'n_processes',
+           'is_main', 'say', 'progress_over', 'save_figure', 'free_memory', 'write_atomic', 'import_fastai',
+           'SceneModel', 'register_scene_model', 'as_scene_model']
 
 # %% ../notebooks/00_core.ipynb #acc4b4be
 CLASSES = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street']
@@ -56,14 +57,46 @@ def scene_layout(path:str|Path, # dataset root, in the Kaggle (nested) or a flat
 # %% ../notebooks/00_core.ipynb #3473fdf4
 IMAGE_EXTENSIONS = {k for k, v in mimetypes.types_map.items() if v.startswith('image/')}   # fastai's `image_extensions`
 
+def _is_link(p:Path) -> bool:
+    try: return p.is_symlink()
+    except OSError: return False
+
+def folder_entries(path:str|Path, # a folder, walked recursively
+                   hidden:bool=False, # also names starting with '.' (skipped, as fastai skips them)
+                  ):
+    "(entry, problem) for each entry under `path` that is no folder, each folder entered once; problem: why not walked"
+    seen, folders, links = set(), [Path(path)], collections.deque()
+    while folders or links:
+        d = folders.pop() if folders else links.popleft()   # folders reached without a link first
+        try: st = os.stat(d)
+        except OSError as e: yield d, f"cannot list this folder ({e.strerror})"; continue
+        if (st.st_dev, st.st_ino) in seen:
+            yield d, (f"a link to a folder already listed ({os.readlink(d)}), not followed again" if _is_link(d) else
+                      "a folder already listed, not listed again"); continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(d) as it: es = list(it)
+        except OSError as e: yield d, f"cannot list this folder ({e.strerror})"; continue
+        for e in es:
+            if not hidden and e.name.startswith('.'): continue
+            try: is_dir = e.is_dir()   # follows a link
+            except OSError: is_dir = False   # a loop of links to links: an entry, which its reader will name
+            if not is_dir: yield Path(e.path), ''
+            else: (links if e.is_symlink() else folders).append(Path(e.path))
+
+def _file_id(f:Path):
+    try: st = os.stat(f); return st.st_dev, st.st_ino
+    except OSError: return f   # a link to nothing, a name too long: itself
+
 def image_files(path:str|Path, # a folder, searched recursively
                ) -> list:
-    "The image files under `path`, sorted: fastai's `get_image_files` without fastai"
-    res = []
-    for root, dirs, files in os.walk(path, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith('.')]
-        res += [Path(root)/f for f in files if not f.startswith('.') and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
-    return sorted(res)
+    "The image files under `path` (`folder_entries`), sorted, each once: fastai's `get_image_files`, without loops"
+    res, seen = [], set()
+    for f, problem in sorted(folder_entries(path)):
+        if problem or os.path.splitext(f.name)[1].lower() not in IMAGE_EXTENSIONS: continue
+        k = _file_id(f)
+        if k not in seen: seen.add(k); res.append(f)
+    return res
 
 # %% ../notebooks/00_core.ipynb #e9ee967a
 def valid_folder(path:str|Path, # a dataset root, or any folder
@@ -87,9 +120,11 @@ def labelled_items(path:str|Path, # a folder of class sub-folders, or a dataset 
 def _to_8bit(im:Image.Image) -> Image.Image:
     "16-bit grayscale (PIL modes `I;16*`, and `I` holding values above 255) scaled to 8-bit `L`; other modes as they are"
     if not (im.mode.startswith('I;16') or im.mode == 'I'): return im
-    a = np.asarray(im).astype(np.float64)
+    a = np.asarray(im)
     top = 65535 if im.mode.startswith('I;16') or a.max() > 255 else 255
-    return Image.fromarray((a*255/top).round().clip(0, 255).astype(np.uint8), 'L')
+    res = np.empty(a.shape, np.uint8)
+    for i in range(0, len(a), 256): res[i:i+256] = (a[i:i+256].astype(np.float64)*255/top).round().clip(0, 255)
+    return Image.fromarray(res, 'L')
 
 def open_image(f:str|Path|Image.Image, # a file, or an image already opened
               ) -> Image.Image:
@@ -106,28 +141,93 @@ def dangling_link(f:Path) -> bool:
     return f.is_symlink() and not f.exists()
 
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+MAX_DECODED = 2**28   # bytes held to decode one image (`decoded_bytes`): 256 MB, a 64-megapixel RGB image
+# photos (a phone's MPO opens as JPEG) and pictures; not EPS (Ghostscript), PSD, FITS...
+IMAGE_FORMATS = ('JPEG', 'PNG', 'WEBP', 'GIF', 'BMP', 'TIFF', 'PPM', 'TGA', 'ICO', 'AVIF')
+_LARGE, _ONE_LARGE = 2**25, threading.Lock()   # images above 32 MB decode one at a time
+
+_KINDS = ((stat.S_ISFIFO, 'a named pipe (FIFO)'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+@functools.cache
+def _formats() -> tuple:
+    "`IMAGE_FORMATS` this Pillow reads (AVIF from Pillow 11.3)"
+    Image.init(); return tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
+
+def _not_regular(f:Path, mode:int) -> SceneError:
+    if stat.S_ISDIR(mode): return SceneError(f"{f}: is a folder")
+    return SceneError(f"{f}: {next((k for t, k in _KINDS if t(mode)), 'not a regular file')}, not an image file")
+
+def open_file(f:str|Path, # a path to a file
+             ):
+    "`f` opened to read if a regular, non-empty file (`stat` first: a pipe is never opened); `SceneError` otherwise"
+    f = Path(f)
+    try: st = os.stat(f)
+    except FileNotFoundError:
+        if _is_link(f): raise SceneError(f"{f}: a link to {os.readlink(f)}, which does not exist") from None
+        raise SceneError(f"{f}: no such file") from None
+    except OSError as e: raise SceneError(f"{f}: cannot be read ({e.strerror})") from None   # too long, a loop, locked
+    if not stat.S_ISREG(st.st_mode): raise _not_regular(f, st.st_mode)
+    if st.st_size == 0: raise SceneError(f"{f}: empty file (0 bytes)")
+    try: fd = os.open(f, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))   # had it become a pipe since: no waiting
+    except OSError as e: raise SceneError(f"{f}: cannot be read ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode): os.close(fd); raise _not_regular(f, mode)
+    return os.fdopen(fd, 'rb')
+
+def decoded_bytes(im:Image.Image, # an image opened, not yet loaded
+                  reduced:bool=False, # reduced before converted (`read_rgb` with a size): no RGB copy at full size
+                 ) -> int:
+    "The bytes reading `im` holds at once: its pixels at Pillow's size for its mode, and the copy a conversion makes"
+    m = im.mode
+    held = 1 if m in ('1', 'L', 'P') else 2 if m.startswith('I;16') else 4
+    copy = ({'1': 1, 'P': 4, 'PA': 4, 'I': 5}.get(m, 3 if m.startswith('I;16') else 0)) if reduced else 4
+    return im.size[0]*im.size[1]*(held + copy)
+
+_T = Image.Transpose
+_TRANSPOSE = {2: _T.FLIP_LEFT_RIGHT, 3: _T.ROTATE_180, 4: _T.FLIP_TOP_BOTTOM, 5: _T.TRANSPOSE, 6: _T.ROTATE_270,
+              7: _T.TRANSVERSE, 8: _T.ROTATE_90}   # EXIF orientation -> what `exif_transpose` does
+
+def _factors(wh:tuple, size) -> tuple:
+    "By how much each side of `wh` can be divided and stay at least twice the model's largest side"
+    return (1, 1) if not size else tuple(max(1, n//(2*max(size))) for n in wh)
+
+def _decode(im:Image.Image, size=None) -> Image.Image:
+    "`im` decoded as RGB, upright; at about twice `size` a side first when it is larger than that"
+    k = _factors(im.size, size)
+    if k == (1, 1): return open_image(im)   # as it was always read
+    im.load(); orientation = im.getexif().get(0x0112, 1)   # what `exif_transpose` reads
+    if im.mode.startswith('I'): im = _to_8bit(im)   # 16- and 32-bit gray: `reduce` does not take them
+    elif im.mode in ('1', 'P', 'PA'): im = im.convert('L' if im.mode == '1' else 'RGBA')   # nor these (palette indices)
+    im = im.reduce(k)
+    if orientation in _TRANSPOSE: im = im.transpose(_TRANSPOSE[orientation])
+    im = _to_8bit(im)
+    return im if im.mode == 'RGB' else im.convert('RGB')
 
 # %% ../notebooks/00_core.ipynb #436a9599
 def read_rgb(f:str|Path, # an image file
              min_size:int=8, # fewer pixels a side is an error
              max_pixels:int=MAX_PIXELS, # more pixels in all is an error (decompression bombs)
+             size:tuple=None, # the model's input (width, height): a larger image decodes at about twice it; None: whole
+             max_bytes:int=MAX_DECODED, # more bytes to decode it (`decoded_bytes`) is an error; None: `max_pixels` only
             ) -> Image.Image:
     "The image in `f`, decoded, as RGB; `SceneError` naming the file and the problem otherwise"
     f = Path(f)
-    if dangling_link(f): raise SceneError(f"{f}: a link to {os.readlink(f)}, which does not exist")
-    if not f.exists(): raise SceneError(f"{f}: no such file")
-    if f.is_dir(): raise SceneError(f"{f}: is a folder")
-    if f.stat().st_size == 0: raise SceneError(f"{f}: empty file (0 bytes)")
     try:
-        with Image.open(f) as im:   # opened once: the size is checked before a pixel is decoded
+        with open_file(f) as fh, Image.open(fh, formats=_formats()) as im:   # checked before a pixel is decoded
             w, h = im.size
             if w*h > max_pixels: raise SceneError(f"{f}: too large ({w}x{h} = {w*h:,} pixels, at most {max_pixels:,})")
-            img = open_image(im)
+            if min(w, h) < min_size: raise SceneError(f"{f}: too small ({w}x{h}, at least {min_size}px a side)")
+            if _factors(im.size, size) != (1, 1): im.draft(im.mode, (2*max(size),)*2)   # a JPEG: at 1/2 to 1/8 scale
+            need = decoded_bytes(im, reduced=_factors(im.size, size) != (1, 1))
+            if max_bytes and need > max_bytes:
+                raise SceneError(f"{f}: too large to decode ({w}x{h} {im.mode}: {need/2**20:,.0f} MB, "
+                                 f"at most {max_bytes/2**20:,.0f} MB)")
+            with (_ONE_LARGE if need > _LARGE else contextlib.nullcontext()): img = _decode(im, size)
     except SceneError: raise
     except Image.DecompressionBombError as e: raise SceneError(f"{f}: too large ({e})") from None
     except Image.UnidentifiedImageError: raise SceneError(f"{f}: not an image (PIL cannot identify it)") from None
     except Exception as e: raise SceneError(f"{f}: corrupt image ({type(e).__name__}: {e})") from None
-    if min(img.size) < min_size: raise SceneError(f"{f}: too small ({img.size[0]}x{img.size[1]}, at least {min_size}px a side)")
     return img
 
 # %% ../notebooks/00_core.ipynb #379f48df
@@ -142,8 +242,8 @@ def read_pixels(f:str|Path, # an image file
                 size:tuple, # the model's input (width, height)
                 min_size:int=8, # fewer pixels a side is an error
                ) -> np.ndarray:
-    "The file `f` read by `read_rgb`, as the model's input (`to_pixels`)"
-    return to_pixels(read_rgb(f, min_size), size)
+    "The file `f` read by `read_rgb` at about the model's size, as the model's input (`to_pixels`)"
+    return to_pixels(read_rgb(f, min_size, size=size), size)
 
 # %% ../notebooks/00_core.ipynb #1b61491a
 def n_processes() -> int:

@@ -19,11 +19,12 @@ __all__ = ['SceneImage', 'read_image', 'SquishResize']
 
 # %% ../notebooks/01_image.ipynb #85ee582d
 class SceneImage(PILImage):
-    "fastai's `PILImage`, opened with `open_image`"
+    "fastai's `PILImage`: a file read by `read_rgb` (whole: the pixels of `open_image`), an image by `open_image`"
     @classmethod
     def create(cls, fn:Path|str|Tensor|ndarray|bytes|Image.Image, **kwargs):
         if isinstance(fn, cls): return fn                       # read already (`read_image`, a test_dl of images)
-        if isinstance(fn, (str, Path, Image.Image)): return cls(open_image(fn))
+        if isinstance(fn, (str, Path)): return cls(read_rgb(fn, min_size=1, max_bytes=None))   # training's, whole
+        if isinstance(fn, Image.Image): return cls(open_image(fn))
         if isinstance(fn, bytes): return cls(open_image(io.BytesIO(fn)))
         return super().create(fn, **kwargs)
 
@@ -31,9 +32,10 @@ class SceneImage(PILImage):
 def read_image(f:str|Path, # an image file
                min_size:int=8, # fewer pixels a side is an error
                max_pixels:int=MAX_PIXELS, # more pixels in all is an error (decompression bombs)
+               size:tuple=None, # the model's input (width, height): a larger image is decoded at about twice this
               ) -> SceneImage:
     "`read_rgb` (the one reader, `scene_cls.core`) as fastai's image type: what a learner's `test_dl` takes"
-    return SceneImage(read_rgb(f, min_size, max_pixels))
+    return SceneImage(read_rgb(f, min_size, max_pixels, size=size))
 
 # %% ../notebooks/01_image.ipynb #301d295c
 class SquishResize(Resize):

@@ -13,16 +13,19 @@ from .core import *
 from .runtime import *
 
 # %% auto #0
-__all__ = ['list_inputs', 'predict_rows', 'predict_csv', 'predictions_grid']
+__all__ = ['input_entries', 'list_inputs', 'predict_rows', 'csv_cell', 'csv_text', 'predict_csv', 'predictions_grid']
 
 # %% ../notebooks/04b_predict.ipynb #a5ebfb4c
-def list_inputs(paths) -> list:
-    "Every input file under `paths` (files as given, folders recursively, hidden files skipped), in a stable order"
+def input_entries(paths) -> list:
+    "(input, problem) for every input under `paths`: files as given, folders by `folder_entries`; in a stable order"
     res = []
     for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
-        if p.is_dir(): res += sorted(f for f in p.rglob('*') if (f.is_file() or dangling_link(f)) and not any(s.startswith('.') for s in f.relative_to(p).parts))
-        else: res.append(p)
+        res += sorted(folder_entries(p)) if os.path.isdir(p) else [(p, '')]
     return res
+
+def list_inputs(paths) -> list:
+    "Every input under `paths` (`input_entries`): files as given, folders recursively (hidden names skipped), in order"
+    return [f for f, _ in input_entries(paths)]
 
 # %% ../notebooks/04b_predict.ipynb #de54b246
 def _top(probs, vocab, k:int=3) -> str:
@@ -45,23 +48,36 @@ def predict_rows(learn, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene
                  free_every:int=4, # `free_memory` after every this many chunks (0: never)
                 ):
     "One dict per input file: path, predicted, confidence, top3, error (empty when it was predicted)"
-    learn = as_scene_model(learn)
-    for f, err, p in learn.file_probs(list_inputs(paths), bs=bs, min_size=min_size, tta=tta, progress=progress, chunk=chunk, free_every=free_every):
-        yield _row(f, err, p, learn.vocab)
+    learn, entries = as_scene_model(learn), input_entries(paths)
+    read = learn.file_probs([f for f, problem in entries if not problem], bs=bs, min_size=min_size, tta=tta,
+                            progress=progress, chunk=chunk, free_every=free_every)
+    for f, problem in entries: yield _row(f, problem) if problem else _row(*next(read), learn.vocab)
 
 # %% ../notebooks/04b_predict.ipynb #6d1c9488
+_FORMULA = ('=', '+', '-', '@', '\t', '\r')
+
+def csv_cell(v):
+    "`v` as a CSV cell a spreadsheet shows as text: after a `'` when it starts with = + - @ tab or CR (a formula)"
+    return f"'{v}" if isinstance(v, str) and v.lstrip("'").startswith(_FORMULA) else v
+
+def csv_text(v):
+    "The text `csv_cell` was given for the cell `v`"
+    return v[1:] if isinstance(v, str) and v.startswith("'") and v.lstrip("'").startswith(_FORMULA) else v
+
+# %% ../notebooks/04b_predict.ipynb #56d57410
 def predict_csv(learn, # a fastai `Learner` or an `OnnxSceneModel`
                 paths, # files and folders
                 out:str|Path, # the CSV to write
                 **kwargs, # `predict_rows`'s settings (bs, tta, chunk, min_size, progress, free_every)
                ) -> dict:
-    "Write `predict_rows` to the CSV `out`, row by row; return the counts"
+    "Write `predict_rows` to the CSV `out`, row by row, safe for a spreadsheet (`csv_cell`); return the counts"
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     n = ok = 0; t0 = time.time()
     with open(out, 'w', newline='', encoding='utf-8') as fh:
         w = csv.DictWriter(fh, fieldnames=['path', 'predicted', 'confidence', 'top3', 'error'])
         w.writeheader()
-        for r in predict_rows(learn, paths, **kwargs): w.writerow(r); n += 1; ok += not r['error']
+        for r in predict_rows(learn, paths, **kwargs):
+            w.writerow({k: csv_cell(v) for k, v in r.items()}); n += 1; ok += not r['error']
     return dict(files=n, predicted=ok, failed=n - ok, csv=str(out), seconds=round(time.time() - t0, 2))
 
 # %% ../notebooks/04b_predict.ipynb #e893861c
@@ -74,6 +90,7 @@ def predictions_grid(preds:pd.DataFrame|str|Path, # `predict_csv`'s CSV, or its 
     "The first `n` predicted images of `preds`, each titled with its predicted class and confidence"
     import pandas as pd, matplotlib.pyplot as plt
     df = pd.read_csv(preds) if isinstance(preds, (str, Path)) else preds
+    df = df.assign(path=df.path.map(csv_text))
     df = df[df.error.isna() | (df.error == '')].head(n)
     nrows = max(1, (len(df) + ncols - 1)//ncols)
     fig, axs = plt.subplots(nrows, ncols, figsize=(2.6*ncols, 2.9*nrows), squeeze=False)

@@ -6,7 +6,7 @@ Docs: https://scene-cls.github.io/scene_cls/runtime.html.md"""
 
 # %% ../notebooks/04_runtime.ipynb #e9922b4b
 from __future__ import annotations
-import collections, contextlib, importlib, itertools, json, os
+import collections, contextlib, importlib, itertools, json, mmap, os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,8 @@ from fastcore.basics import chunked
 from .core import *
 
 # %% auto #0
-__all__ = ['ONNX_EXTRA', 'import_onnxruntime', 'OnnxSceneModel', 'load_scene_model', 'onnx_preds', 'cross_entropy']
+__all__ = ['ONNX_EXTRA', 'import_onnxruntime', 'external_data', 'check_external_data', 'OnnxSceneModel', 'load_scene_model',
+           'onnx_preds', 'cross_entropy']
 
 # %% ../notebooks/04_runtime.ipynb #7df093d7
 ONNX_EXTRA = f'pip install onnxruntime   (or: {install_hint("onnx")}, which can also export)'
@@ -24,6 +25,61 @@ def import_onnxruntime():
     try: import onnxruntime
     except ImportError: raise SceneError(f"ONNX models need onnxruntime, which is not installed: {ONNX_EXTRA}") from None
     return onnxruntime
+
+# %% ../notebooks/04_runtime.ipynb #ee466856
+_ONNX_FIELDS = {   # message -> {field number: the message it holds}, the fields of onnx.proto that can hold a tensor
+    'model': {7: 'graph', 20: 'training', 25: 'function'}, 'graph': {1: 'node', 5: 'tensor', 15: 'sparse'},
+    'node': {5: 'attribute'}, 'function': {7: 'node', 11: 'attribute'}, 'training': {1: 'graph', 2: 'graph'},
+    'attribute': {5: 'tensor', 6: 'graph', 10: 'tensor', 11: 'graph', 22: 'sparse', 23: 'sparse'},
+    'sparse': {1: 'tensor', 2: 'tensor'}, 'tensor': {13: 'entry'}}
+
+def _varint(b, i:int) -> tuple:
+    n = shift = 0
+    while True:
+        c = b[i]; i += 1; n |= (c & 0x7f) << shift; shift += 7
+        if c < 0x80: return n, i
+        if shift > 63: raise ValueError('a varint longer than 10 bytes')
+
+def _fields(b, i:int, end:int):
+    "(field number, start, end) of each length-delimited field of the protobuf message `b[i:end]`"
+    while i < end:
+        key, i = _varint(b, i); kind = key & 7
+        if kind == 0: _, i = _varint(b, i)
+        elif kind in (1, 5): i += 8 if kind == 1 else 4
+        elif kind == 2:
+            n, i = _varint(b, i)
+            if i + n > end: raise ValueError('a field runs past its message')
+            yield key >> 3, i, i + n; i += n
+        else: raise ValueError(f'wire type {kind}, which ONNX does not use')
+    if i != end: raise ValueError('a field runs past its message')
+
+def external_data(fname:str|Path, # an ONNX file
+                 ) -> list:
+    "The `location` of every tensor's external data in the ONNX file `fname`; `ValueError` for no protobuf message"
+    with open(fname, 'rb') as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as b:
+        res, todo = [], [('model', 0, len(b))]
+        while todo:
+            kind, i, end = todo.pop()
+            if kind == 'entry':
+                kv = {n: b[s:e] for n, s, e in _fields(b, i, end)}
+                if kv.get(1) == b'location': res.append(kv.get(2, b'').decode('utf-8', 'replace'))
+            else: todo += [(_ONNX_FIELDS[kind][n], s, e) for n, s, e in _fields(b, i, end) if n in _ONNX_FIELDS[kind]]
+    return res
+
+def check_external_data(fname:str|Path, # an ONNX file
+                       ) -> list:
+    "The external data files of `fname`, in its folder; `SceneError` for one outside it (`..`, absolute, a link out)"
+    fname = Path(fname)
+    try: locs = external_data(fname)
+    except (ValueError, IndexError, OSError) as e:
+        raise SceneError(f"{fname}: not an ONNX model (not a protobuf message: {e})") from None
+    home = fname.parent.resolve()
+    for loc in locs:
+        p = Path(loc)
+        if p.is_absolute() or p.drive or '..' in p.parts or not (home/p).resolve().is_relative_to(home):
+            raise SceneError(f"{fname}: refused: its tensor data would be read from {loc!r}, outside the model's "
+                             "folder (a model exported by scene_cls is one self-contained file)")
+    return [home/l for l in locs]
 
 # %% ../notebooks/04_runtime.ipynb #b78e46b3
 def _first_line(e:Exception, n:int=160) -> str:
@@ -38,6 +94,7 @@ class OnnxSceneModel:
         ort = import_onnxruntime()
         self.fname = fname = Path(fname)
         if not fname.is_file(): raise SceneError(f"{fname}: no such model file")
+        check_external_data(fname)   # before ONNX Runtime reads any other file
         so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.log_severity_level = 3
         providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider') if p in ort.get_available_providers()]
         try: self.session = ort.InferenceSession(str(fname), so, providers=providers)
@@ -93,7 +150,7 @@ def load_scene_model(fname:str|Path, # model.pkl of a train run, or its .onnx ex
     try: learner = importlib.import_module('scene_cls.learner')   # by name: the light path never imports the training stack
     except ImportError as e:
         raise SceneError(f"{fname}: a fastai model needs the training install of scene_cls, which is not here "
-                         f"({e}); the exported .onnx model runs without it") from None
+                         f"({e}): {install_hint()}; the exported .onnx model runs without it") from None
     return as_scene_model(learner.load_scene_learner(fname))
 
 # %% ../notebooks/04_runtime.ipynb #92cadf91

@@ -1,11 +1,16 @@
 """A Hugging Face Space for a scene_cls model: copy this file and requirements.txt into the Space, with the model
-beside them (model.pkl from `scene-cls train`, or model.onnx from `scene-cls export`) and, if you like, a folder
+beside them (model.onnx from `scene-cls export`, or model.pkl from `scene-cls train`) and, if you like, a folder
 examples/ of a few images. The Space runs `python app.py`; Gradio listens where the Space tells it to.
 
-For a model.onnx, the light way (no torch or fastai; a faster build and start on the free CPU): use
-requirements-onnx.txt as requirements.txt and copy the package folder scene_cls/ beside this file."""
-from scene_cls.app import space_app, MAX_UPLOAD
+Share model.onnx, not model.pkl: a .pkl is a Python pickle, and loading it runs whatever code it holds; an ONNX file
+holds no code, is the one served when both are there, and needs neither torch nor fastai (the light way, a faster
+build and start on the free CPU: use requirements-onnx.txt as requirements.txt and copy the package folder
+scene_cls/ beside this file).
+
+A public Space is open to anyone: the app keeps its limits (16 files of 20 MB in one request, 16 requests waiting,
+uploads deleted once answered), and asks for a login when the Space has a secret SCENE_CLS_AUTH = USER:PASSWORD."""
+from scene_cls.app import space_app, launch_app
 
 demo = space_app('.')
 
-if __name__ == '__main__': demo.launch(max_file_size=MAX_UPLOAD)   # a larger upload is refused before it is read
+if __name__ == '__main__': launch_app(demo)   # the upload limits, and a login when SCENE_CLS_AUTH is set

@@ -59,3 +59,33 @@ def exported(synthetic, tmp_path_factory):
     r = run_cli('export', out/'model.pkl', '--onnx', out/'scenes.onnx')
     assert r.returncode == 0, r.stderr
     return out, r
+
+# The two tiers. Slow: whatever trains a model, builds an environment, drives a browser or a server under load, or
+# runs an experiment notebook whole. Fast (`pytest -m "not slow"`, run with the library notebooks' `nbdev-test`):
+# the rest, a few minutes on 2 cores. CI runs both. Named here, in one place, so that the split is read at a glance.
+SLOW_MODULES = {'test_app', 'test_bench', 'test_clean', 'test_distributed', 'test_light', 'test_onnx', 'test_real_images',
+                'test_resume', 'test_serve'}
+SLOW_TESTS = {'test_train_writes_the_run_folder', 'test_the_image_store_trains_the_same_model', 'test_self_training_teacher_pseudo_labels_student',
+              'test_predict_and_interpret_with_the_exported_model', 'test_predict_accounts_for_every_file',
+              'test_predict_reads_unusual_but_valid_inputs_faithfully', 'test_help_and_advice_read_right_on_the_command_line',
+              'test_check_and_training_on_broken_data', 'test_user_errors_are_one_clear_line', 'test_no_data_falls_back_to_synthetic_and_says_so',
+              'test_interpret_draws_its_bar_unless_told_not_to', 'test_export_then_load_in_a_fresh_process', 'test_resume_after_a_killed_run',
+              'test_a_cpu_run_repeats_exactly', 'test_the_notebook_never_touches_cuda', 'test_further_never_touches_cuda',
+              'test_kaggle_rehearsal_two_processes_offline_wheel', 'test_colab_rehearsal_kagglehub_without_login',
+              'test_rebuilt_from_the_kaggle_layout_byte_for_byte'}
+
+def pytest_collection_modifyitems(config, items):
+    for it in items:
+        if it.module.__name__.split('.')[-1] in SLOW_MODULES or it.originalname in SLOW_TESTS: it.add_marker(pytest.mark.slow)
+
+_tier_seconds = {'fast': 0.0, 'slow': 0.0}
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import time
+    t = time.perf_counter(); yield
+    _tier_seconds['slow' if item.get_closest_marker('slow') else 'fast'] += time.perf_counter() - t
+
+def pytest_terminal_summary(terminalreporter):
+    "The time of each tier in this run (setup, call and teardown of its tests), so that CI prints both"
+    terminalreporter.write_line(f"tiers: fast (-m 'not slow') {_tier_seconds['fast']:.0f}s, slow {_tier_seconds['slow']:.0f}s of tests")

@@ -125,21 +125,21 @@ def test_predict_reads_unusual_but_valid_inputs_faithfully(trained, synthetic, t
 
 def test_help_and_advice_read_right_on_the_command_line(synthetic, tmp_path):
     r = run_cli('predict', '-h')
-    line = next(l for l in r.stdout.splitlines() if l.strip().startswith('--no-progress'))
-    assert 'no' in line.split('--no-progress', 1)[1].lower(), line       # says what the flag does: no progress bar
+    lines = r.stdout.splitlines(); i = next(i for i, l in enumerate(lines) if l.lstrip().startswith('--progress, --no-progress'))
+    assert 'progress bar' in ' '.join(lines[i:i+2]) and 'on by default' in ' '.join(lines[i:i+3]), lines[i:i+3]   # what it does, which holds
     bad = tmp_path/'dup'; shutil.copytree(synthetic, bad)
     shutil.copy(bad/'seg_train/seg_train/forest/forest_00000.jpg', bad/'seg_train/seg_train/sea/copy.jpg')
-    r = run_cli('train', '--data', bad, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp_path/'r')
-    assert r.returncode == 2 and '--check skip' in r.stderr, r.stderr
+    r = run_cli('train', '--data', bad, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp_path/'r', '--check', 'stop')
+    assert r.returncode == 2 and '--check skip' in r.stderr, r.stderr   # refused, saying how to train without them
 
 def test_check_and_training_on_broken_data(synthetic, tmp_path):
     bad = tmp_path/'bad'; shutil.copytree(synthetic, bad)
     make_broken_images(bad/'seg_train/seg_train/sea')
     r = run_cli('check', bad)
     assert r.returncode == 1 and 'truncated.jpg: corrupt' in r.stdout and 'FATAL' in r.stdout
-    r = run_cli('train', '--data', bad, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp_path/'r1')
+    r = run_cli('train', '--data', bad, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp_path/'r1', '--check', 'stop')
     assert r.returncode == 2 and 'truncated.jpg' in r.stderr and 'Traceback' not in r.stderr
-    r = run_cli('train', '--data', bad, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp_path/'r2', '--check', 'skip', '--k', 2)
+    r = run_cli('train', '--data', bad, *TINY, '--epochs', 1, '--freeze-epochs', 0, '--lr', 1e-3, '--out', tmp_path/'r2', '--k', 2)   # skip: the default
     assert r.returncode == 0, r.stderr
     assert 'skipped' in r.stdout and (tmp_path/'r2/model.pkl').exists()
 
@@ -147,7 +147,7 @@ def test_check_and_training_on_broken_data(synthetic, tmp_path):
     (('train', '--data', 'NOWHERE'), 'no such folder'),
     (('train', '--data', 'SYN/seg_pred'), 'no training folder'),
     (('train', '--data', 'SYN', '--arch', 'resnet5000'), 'unknown architecture'),
-    (('train', '--data', 'SYN', '--size', '8'), 'too small'),
+    (('train', '--data', 'SYN', '--size', '8'), 'at least 32 pixels'),
     (('train', '--data', 'SYN', '--weights', 'NOWHERE/w.pth', '--arch', 'resnet18'), 'no such weights file'),
     (('train', '--data', 'SYN', '--resume', '--out', 'NOWHERE'), 'nothing to resume'),
     (('predict', 'FOREIGN', 'SYN'), 'not a model exported'),

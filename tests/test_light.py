@@ -78,7 +78,7 @@ def test_a_pkl_model_or_training_says_what_to_install(exported, synthetic, light
     for args in (('predict', out/'model.pkl', synthetic/'seg_pred', '--out', tmp_path/'p.csv'), ('train', '--synthetic', '--out', tmp_path/'run'),
                  ('env', '--timeout', 0)):
         r = run_in(light, 'scene-cls', *args, cwd=tmp_path)
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'training install (pip install scene_cls)' in r.stderr, (args, r.stderr)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'training install' in r.stderr and 'pip install "scene_cls @ git+' in r.stderr, (args, r.stderr)
 
 def test_commands_start_at_once(exported, synthetic, light, tmp_path):
     out, _ = exported
@@ -90,5 +90,7 @@ def test_commands_start_at_once(exported, synthetic, light, tmp_path):
         def go():
             r = run_in(light, 'scene-cls', *args, cwd=tmp_path); assert r.returncode == 0, r.stderr
         times[name] = best_time(3, go)
+    # the baseline, in the same run: importing the training stack, what every command did before its imports were lazy
+    times['import fastai.vision.all (full install)'] = stack = best_time(3, lambda: run_in(Path(sys.executable).parent, 'python', '-c', 'import fastai.vision.all'))
     print(json.dumps(times))
-    assert max(times.values()) < 1.5, times   # 6 s before the imports were made lazy (most of it fastai's import)
+    assert max(t for k, t in times.items() if k.startswith('scene-cls')) < 0.3*stack, times   # measured: 0.05 of it (0.29 s against 6 s)

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
+from harness import same_predictions
 from conftest import run_cli, mixed_folder
 
 pytest.importorskip('onnxruntime', reason="the onnx extra is not installed (pip install 'scene_cls[onnx]')")
@@ -26,11 +27,11 @@ def test_onnx_predict_gives_the_pytorch_rows_on_broken_input(exported, synthetic
         res[name] = pd.read_csv(tmp_path/f'{name}.csv', keep_default_na=False)
     a, b = res['torch'], res['onnx']
     assert len(b) == len(list(folder.iterdir())) and (b.path == a.path).all()
-    assert (b.error == a.error).all() and (b.predicted == a.predicted).all()
+    assert (b.error == a.error).all() and same_predictions(a, b)   # other kernels: a near-tie may rank the other way
     ok = a.error == ''
     assert ok.sum() >= 8 and set(b[~ok].path.map(lambda p: Path(p).name)) == {k for k, v in kinds.items() if v} | {'notes.txt'}
     np.testing.assert_allclose(b[ok].confidence.astype(float), a[ok].confidence.astype(float), atol=1e-5)
-    assert (b[ok].top3.str.split().str[0].str.split(':').str[0] == a[ok].predicted[ok]).all()
+    assert (b[ok].top3.str.split().str[0].str.split(':').str[0] == b[ok].predicted).all()
 
 def test_onnx_interpret_matches_pytorch(exported, synthetic, tmp_path):
     out, _ = exported
@@ -39,7 +40,8 @@ def test_onnx_interpret_matches_pytorch(exported, synthetic, tmp_path):
         r = run_cli('interpret', out/model, synthetic, '--out', tmp_path/name, '--k', 3)
         assert r.returncode == 0, r.stderr
         ms[name] = json.loads((tmp_path/name/'metrics.json').read_text())
-    assert ms['onnx']['confusion'] == ms['torch']['confusion']
+    moved = np.abs(np.array(ms['onnx']['confusion']) - np.array(ms['torch']['confusion'])).sum()
+    assert moved <= 2, (ms['onnx']['confusion'], ms['torch']['confusion'])   # the same counts, or one image moved by a near-tie
     np.testing.assert_allclose([t['loss'] for t in ms['onnx']['top_losses']], [t['loss'] for t in ms['torch']['top_losses']], atol=1e-4)
     assert not (tmp_path/'onnx'/'gradcam.png').exists() and (tmp_path/'onnx'/'top_losses.png').is_file()
 
@@ -63,4 +65,4 @@ def test_without_onnxruntime_the_error_names_the_install(exported, synthetic, tm
             f"sys.exit(main(['predict', {str(out/'scenes.onnx')!r}, {str(synthetic/'seg_pred')!r}, '--out', {str(tmp_path/'p.csv')!r}]))")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert 'pip install "scene_cls[onnx]"' in r.stderr, r.stderr
+    assert 'pip install "scene_cls[onnx] @ git+' in r.stderr, r.stderr

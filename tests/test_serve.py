@@ -26,5 +26,5 @@ def test_serve_under_load(kind, exported, synthetic, tmp_path):
     assert res['n_errors'] == 0 and res['wrong'] == 0, summary                 # every answer right: the label, or the bad-file message
     assert res['n_left'] == 0, summary                                          # no upload, no empty temporary left
     assert res['oversize'].startswith('HTTP 413'), summary                      # refused before it is read
-    assert res['rss_end_mb'] - res['rss_start_mb'] < 60, summary               # flat, within the noise of the allocator
+    assert res['rss_end_mb'] < 1.15*res['rss_start_mb'], summary               # flat: within the allocator's noise of where it started
     assert res['log_lines'] <= 3, res['log_tail']                               # no progress bar per request in the server's log
