@@ -122,6 +122,28 @@ def serve_load(model:Path, # model.pkl or .onnx
                 left_on_disk=left[:10], n_left=len(left), oversize=refused, start_s=round(start_s, 1),
                 log_lines=len(text.splitlines()), log_tail=text[-600:])
 
+class SlowFiles:
+    "A web server on 127.0.0.1 serving the files of `folder` slowly (`chunk` bytes every `pause` seconds), counting each GET; a context manager"
+    def __init__(self, folder:Path, chunk:int=256*1024, pause:float=0.1):
+        import http.server
+        self.folder, self.gets, self.lock = Path(folder), [], threading.Lock()
+        outer = self
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a): pass
+            def do_GET(self):
+                f = outer.folder/self.path.lstrip('/')
+                with outer.lock: outer.gets.append(self.path)
+                if not f.is_file(): self.send_error(404); return
+                data = f.read_bytes()
+                self.send_response(200); self.send_header('Content-Length', str(len(data))); self.end_headers()
+                for i in range(0, len(data), chunk): self.wfile.write(data[i:i + chunk]); self.wfile.flush(); time.sleep(pause)
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.server.server_port}/'
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+    def __exit__(self, *exc): self.server.shutdown(); self.server.server_close()
+
 def near_tie(top3:str, eps:float=1e-4) -> bool:
     "Whether the top two probabilities of a `top3` cell (`class:p class:p ...`) are within `eps`: another runtime may rank them the other way"
     ps = [float(t.rsplit(':', 1)[1]) for t in str(top3).split()[:2]]

@@ -29,7 +29,7 @@ def gradcam_overlay(learn:Learner, # a fastai learner (Grad-CAM needs the PyTorc
     "`img` at the model's input size with the Grad-CAM map of class `cls` over it, RGB uint8"
     from pytorch_grad_cam.utils.image import show_cam_on_image
     x = learn.dls.test_dl([img], bs=1).one_batch()[0]
-    mp = gradcam_maps(learn.model, x, targets=[learn.dls.vocab.o2i[cls]])[0]
+    mp = gradcam_maps(learn.model.to(learn.dls.device), x, targets=[learn.dls.vocab.o2i[cls]])[0]   # model and batch on one device
     pic = np.asarray(img.resize(mp.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)/255
     return show_cam_on_image(pic, mp, use_rgb=True)
 

@@ -35,6 +35,7 @@ def scene_features(learn:Learner, # a learner whose body gives the features
                    bs:int=64, # batch size
                   ) -> np.ndarray:
     "Pooled features of the learner's body for `items` (its validation transforms; one forward pass)"
+    learn.model.to(learn.dls.device)   # where the batches go: fastai moves the model there only when it fits or predicts
     net = nn.Sequential(get_model(learn.model)[0], nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
     with torch.inference_mode(): return torch.cat([net(b[0]).float().cpu() for b in learn.dls.test_dl(items, bs=bs)]).numpy()
 

@@ -249,10 +249,12 @@ def export(model:str, # model.pkl of a train run: a pickle, which runs its code 
 # %% ../notebooks/06_cli.ipynb #b9569651
 def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root to check; default: where find_scene_data looks
         timeout:float=5, # seconds to wait for the weights server; 0 skips that check
+        arch:str='resnet50', # the architecture whose weights to look for
+        weights:str='imagenet', # the weights to look for: imagenet, places365, a .pth file
        ):
-    "What this machine has: devices, versions, where the data and weights are"
+    "What this machine has: devices, versions, where the data and the weights are"
     from scene_cls.platform import env_report
-    for k, v in env_report(data, timeout).items():
+    for k, v in env_report(data, timeout, arch, weights).items():
         v = ', '.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
         first, *more = v.splitlines() or ['']
         say(f"{k + ':':<28}{first or '(none)'}"); [say(f"{'':<30}{l.strip()}") for l in more]

@@ -125,9 +125,12 @@ def _kept_items(path:Path, lay:dict, check:str, classes, min_size:int, report=No
     return {s: L(f for f in v if str(f) not in drop) for s, v in items.items()}, rep
 
 # %% ../notebooks/01b_data.ipynb #3860b02e
-def default_workers(device=None) -> int:
-    "DataLoader worker processes: fastai's default (every CPU) when the batches go to CUDA; none on the CPU"
-    return defaults.cpus if torch.device(device or default_device()).type == 'cuda' else 0
+def default_workers(device=None, # where the batches go; default: fastai's default device
+                    processes:int=None, # processes sharing this machine's CPUs; default: this launch's (`n_processes`)
+                   ) -> int:
+    "DataLoader worker processes: the CPUs shared out over the processes (at least one) when the batches go to CUDA; none on the CPU"
+    if torch.device(device or default_device()).type != 'cuda': return 0
+    return max(1, defaults.cpus//ifnone(processes, n_processes()))
 
 # %% ../notebooks/01b_data.ipynb #da91e44f
 def process_bs(bs:int) -> int:

@@ -17,6 +17,7 @@ from fastai.vision.all import set_seed, plt, MixUp, Learner, ifnone
 from .data import *
 from .augment import *
 from .distributed import *
+from .weights import prefetch_weights
 from .learner import *
 from .recipe import *
 from .interpret import *
@@ -79,6 +80,7 @@ def _say_start(dls, cfg:RunConfig, rep, excluded, pseudo):
 # %% ../notebooks/05_experiment.ipynb #79455b14
 def _run_learner(dls, cfg:RunConfig, rf:RunFolder) -> Learner:
     "The run's learner, and its augmented batch drawn into the run folder"
+    with main_first(): prefetch_weights(cfg.arch, cfg.weights)   # in a launch, one download (the main process's) into the cache all read
     learn = scene_learner(dls, cfg.arch, cfg.weights, head=cfg.head, label_smoothing=cfg.label_smoothing, path=rf.path,
                           cbs=[MixUp(cfg.mixup)] if cfg.mixup else None)
     learn.caption = cfg.caption

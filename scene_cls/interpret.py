@@ -136,7 +136,8 @@ def gradcam_grid(learn:Learner, # a fastai learner (Grad-CAM needs its gradients
     from pytorch_grad_cam.utils.image import show_cam_on_image
     dl = learn.dls.test_dl(list(top.path), bs=len(top))
     x = dl.one_batch()[0]
-    maps = gradcam_maps(learn.model, x, targets=[learn.dls.vocab.o2i[p] for p in top.predicted])
+    model = learn.model.to(learn.dls.device)   # on the batch's device (a fresh or loaded learner's model may not be yet)
+    maps = gradcam_maps(model, x, targets=[learn.dls.vocab.o2i[p] for p in top.predicted])
     imgs = dl.decode((x,))[0].cpu().permute(0, 2, 3, 1).numpy().astype(np.float32)
     imgs = imgs/255 if imgs.max() > 1.5 else imgs
     fig, axs = _grid(len(top), ncols)

