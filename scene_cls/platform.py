@@ -202,7 +202,7 @@ def env_report(data:str=None, # a dataset root to check instead of searching
     from scene_cls.weights import weights_cache, weights_report
     from scene_cls.data import default_workers
     try: data_at = str(find_scene_data(data, download=False))
-    except SceneError as e: data_at = 'not found: ' + str(e).splitlines()[0]
+    except SceneError as e: data_at = 'not found: ' + ' '.join(str(e).split())   # the whole message: it says where it looked
     gpus = gpu_info()
     try: check = 'ok' if check_gpus(gpus) else 'no GPU'
     except SceneError as e: check = f'STOP: {e}'

@@ -257,14 +257,12 @@ def install_from(cell_src:str, inp:Path, cwd:Path) -> dict:
 WHEEL = 'scene_cls-0.1.0-py3-none-any.whl'
 
 LAYOUTS = ['scene-cls-wheels', 'datasets/someone/scene-cls-wheels', 'datasets/someone/scene-cls-wheels/dist/v1']
-_SHALLOW = pytest.mark.xfail(strict=True, reason="the notebooks' install cell looks two folders deep: paste tests/install_cell.py into notebooks 10 and 11")
 
-@pytest.mark.parametrize('cell,where', [('tests/install_cell.py', w) for w in LAYOUTS] + [('notebook 10', LAYOUTS[0])] +
-                         [pytest.param('notebook 10', w, marks=_SHALLOW) for w in LAYOUTS[1:]])
+@pytest.mark.parametrize('cell,where', [(c, w) for c in ('tests/install_cell.py', 'notebook 10', 'notebook 11') for w in LAYOUTS])
 def test_install_cell_finds_the_wheel_offline_in_both_input_layouts(cell, where, tmp_path):
     "Kaggle's input of years (/kaggle/input/<slug>/) and of 2026 (/kaggle/input/datasets/<owner>/<slug>/), a folder deeper too"
     import scene_cls
-    src = INSTALL_CELL.read_text().replace("'0.1.0'", repr(scene_cls.__version__)) if cell.startswith('tests') else tagged(NB10, 'install')
+    src = INSTALL_CELL.read_text().replace("'0.1.0'", repr(scene_cls.__version__)) if cell.startswith('tests') else tagged(NB10 if cell.endswith('10') else NB11, 'install')
     inp, work = tmp_path/'input', tmp_path/'working'; work.mkdir()
     (inp/where).mkdir(parents=True)
     wheel = inp/where/WHEEL.replace('0.1.0', scene_cls.__version__); wheel.write_bytes(b'')
@@ -285,7 +283,6 @@ def test_install_cell_bounds_its_search(tmp_path):
     res = install_from(INSTALL_CELL.read_text(), inp, work)
     assert 'git+https://github.com/scene-cls/scene_cls@v' in res['calls'][0][-1], res     # not found: the repository
 
-@pytest.mark.xfail(strict=True, reason='until tests/install_cell.py is pasted into notebooks 10 and 11 (then remove this mark)')
 def test_notebooks_install_with_the_tested_cell():
     assert tagged(NB10, 'install') == tagged(NB11, 'install') == INSTALL_CELL.read_text().rstrip('\n')
 
