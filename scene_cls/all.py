@@ -8,8 +8,8 @@ Docs: https://scene-cls.github.io/scene_cls/all.html.md"""
 __all__ = []
 
 # %% ../notebooks/08_all.ipynb #41965e05
-from . import (core, config, synthetic, platform, image, store, data, augment, weights, model, distributed, checkpoint,
-                       learner, recipe, runtime, deploy, predict, interpret, experiment, clean, selftrain)
+from . import (core, config, synthetic, platform, image, store, data, augment, weights, model, distributed,
+                       checkpoint, learner, recipe, runtime, deploy, predict, interpret, experiment, clean, selftrain)
 _MODULES = (core, config, synthetic, platform, image, store, data, augment, weights, model, distributed, checkpoint,
             learner, recipe, runtime, deploy, predict, interpret, experiment, clean, selftrain)
 globals().update({n: getattr(m, n) for m in _MODULES for n in m.__all__})

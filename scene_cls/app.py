@@ -29,12 +29,14 @@ def gradcam_overlay(learn:Learner, # a fastai learner (Grad-CAM needs the PyTorc
     "`img` at the model's input size with the Grad-CAM map of class `cls` over it, RGB uint8"
     from pytorch_grad_cam.utils.image import show_cam_on_image
     x = learn.dls.test_dl([img], bs=1).one_batch()[0]
-    mp = gradcam_maps(learn.model.to(learn.dls.device), x, targets=[learn.dls.vocab.o2i[cls]])[0]   # model and batch on one device
+    # model and batch on one device
+    mp = gradcam_maps(learn.model.to(learn.dls.device), x, targets=[learn.dls.vocab.o2i[cls]])[0]
     pic = np.asarray(img.resize(mp.shape[::-1], Image.Resampling.BILINEAR), dtype=np.float32)/255
     return show_cam_on_image(pic, mp, use_rgb=True)
 
 # %% ../notebooks/07_app.ipynb #5682da86
-def _short(msg:str, f:Path) -> str: return msg.replace(str(f), f.name)   # the name a user uploaded, not the server's path
+def _short(msg:str, f:Path) -> str:   # the name a user uploaded, not the server's path
+    return msg.replace(str(f), f.name)
 
 def classify_file(model, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_model`)
                   f:str|Path, # an image file
@@ -43,7 +45,8 @@ def classify_file(model, # a fastai `Learner` or an `OnnxSceneModel` (`load_scen
     "`predict_rows` of one file: its row, the top 3 as {class: probability}, the Grad-CAM overlay, and a message"
     f = Path(f)
     row = next(predict_rows(model, [f], progress=False))
-    if row['error']: return dict(row=row, top3=None, overlay=None, message=f"Cannot classify this file. {_short(row['error'], f)}")
+    if row['error']:
+        return dict(row=row, top3=None, overlay=None, message=f"Cannot classify this file. {_short(row['error'], f)}")
     top3 = {c: float(p) for c, p in (t.rsplit(':', 1) for t in row['top3'].split())}
     m = as_scene_model(model)
     cam = gradcam and m.can_gradcam
@@ -160,7 +163,8 @@ def example_images(data:str|Path=None, # a dataset root or a folder of images; d
         if not fs: raise SceneError(f"{data}: no images for the examples")
         by_cls = {}
         for f in fs: by_cls.setdefault(f.parent.name, []).append(f)
-        src = list(itertools.chain.from_iterable(zip(*by_cls.values())) if len(by_cls) > 1 else fs)[:n]   # one of each class in turn
+        # one of each class in turn
+        src = list(itertools.chain.from_iterable(zip(*by_cls.values())) if len(by_cls) > 1 else fs)[:n]
     dest = Path(dest or tempfile.mkdtemp(prefix='scene_cls_examples_')); dest.mkdir(parents=True, exist_ok=True)
     res = []
     for i, f in enumerate(src[:n]): res.append(dest/f"{i:02d}_{f.parent.name}_{f.name}"); shutil.copy(f, res[-1])
@@ -237,7 +241,9 @@ def exposure_warning(host:str=None, # where the server listens; None: Gradio's (
 
 # %% ../notebooks/07_app.ipynb #b4e2a446
 APP_EXTRA = f'pip install gradio   (or: {install_hint("app")})'
-MAX_UPLOAD = '20mb'   # `demo.launch(max_file_size=MAX_UPLOAD)`: larger uploads are refused by Gradio before they are read (a phone photo is 3-10 MB)
+# `demo.launch(max_file_size=MAX_UPLOAD)`: larger uploads are refused by Gradio before they are read
+# (a phone photo is 3-10 MB)
+MAX_UPLOAD = '20mb'
 
 def _gradio():
     try: import gradio
@@ -268,7 +274,8 @@ def scene_app(model, # model.pkl or .onnx, or a loaded model (a fastai `Learner`
         with (contextlib.nullcontext() if keep else sweeper.use([f])): r = classify_file(m, f, cam)
         return r['top3'], r['overlay'], f"{r['message']}  \n`{Path(f).name}`", None
     def example(evt): return one(ex[evt.index], keep=True)
-    example.__annotations__ = {'evt': gr.SelectData}   # how Gradio knows to pass the click (a real class, not this module's string annotation)
+    # how Gradio knows to pass the click (a real class, not this module's string annotation)
+    example.__annotations__ = {'evt': gr.SelectData}
     def many(fs):
         "(table, CSV, None: the upload box emptied, its files being gone)"
         if not fs: return None, None, None
@@ -284,7 +291,8 @@ def scene_app(model, # model.pkl or .onnx, or a loaded model (a fastai `Learner`
         return df, str(out), None
 
     classes = ', '.join(m.vocab)
-    with gr.Blocks(title='scene_cls: scene classifier', delete_cache=(600, 600)) as demo:   # Gradio's copies of outputs: gone within 20 minutes
+    # Gradio's copies of outputs: gone within 20 minutes
+    with gr.Blocks(title='scene_cls: scene classifier', delete_cache=(600, 600)) as demo:
         gr.Markdown(f"# Scene classifier\nClasses: {classes}. Uploaded files are deleted once answered; "
                     f"at most {max_files} in one request.")
         with gr.Tab('One image'):

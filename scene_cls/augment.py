@@ -29,7 +29,8 @@ class RGBRandomize(RandTransform):
         idx = (torch.rand(bs, device=x.device) < self.p_each).nonzero().flatten()
         if not len(idx): return x
         n = len(idx)   # noise only for the chosen images: most batches change a few
-        ch = torch.full((n,), self.channel, device=x.device) if self.channel is not None else torch.randint(0, c, (n,), device=x.device)
+        ch = (torch.full((n,), self.channel, device=x.device) if self.channel is not None else
+              torch.randint(0, c, (n,), device=x.device))
         f = torch.rand(n, 1, 1, device=x.device, dtype=x.dtype) * self.thresh
         x = x.clone()
         x[idx, ch] = torch.rand(n, *x.shape[2:], device=x.device, dtype=x.dtype) * f
@@ -43,7 +44,8 @@ class _JitterCoord:
     def __call__(self, c, invert=False):
         if not len(self.idx): return c
         c = c.clone()   # noise only for the chosen images
-        c[self.idx] += (torch.rand(len(self.idx), *c.shape[1:], device=c.device, dtype=c.dtype) - 0.5) * (2 * self.magnitude)
+        c[self.idx] += ((torch.rand(len(self.idx), *c.shape[1:], device=c.device, dtype=c.dtype) - 0.5)
+                        * (2 * self.magnitude))
         return c
 
 class TrainAffine(AffineCoordTfm):
@@ -54,7 +56,8 @@ class TrainAffine(AffineCoordTfm):
 
 # %% ../notebooks/01c_augment.ipynb #831eb7c9
 class Jitter(TrainAffine):
-    "Replace each pixel by a random neighbour at most `magnitude` away (in [-1, 1] image coordinates), with probability `p` per image"
+    ("Replace each pixel by a random neighbour at most `magnitude` away (in [-1, 1] image coordinates), "
+     "with probability `p` per image")
     def __init__(self,
                  magnitude:float=0.02, # 0.02 is 1.5 pixels at 150px
                  p:float=0.5, # probability for each image
@@ -87,7 +90,8 @@ def scene_augs(do_flip:bool=True, # horizontal flip, half of the images
     if aff:
         tfms.append(TrainAffine(**tkw))
         for t in aff: tfms[0].compose(t)
-    if max_lighting and p_lighting: tfms += setup_aug_tfms([Brightness(max_lighting, p=p_lighting), Contrast(max_lighting, p=p_lighting)])
+    if max_lighting and p_lighting:
+        tfms += setup_aug_tfms([Brightness(max_lighting, p=p_lighting), Contrast(max_lighting, p=p_lighting)])
     if p_rgb: tfms.append(RGBRandomize(p=p_rgb, thresh=rgb_thresh))
     return tfms
 
@@ -102,7 +106,8 @@ def scene_aug_dls(path:str|Path, # dataset root
 # %% ../notebooks/01c_augment.ipynb #1f3ecbdb
 _SHOW_ONE = dict(flip=dict(max_rotate=0, jitter=0, max_lighting=0, p_rgb=0),
                  rotate=dict(do_flip=False, max_rotate=20., p_rotate=1., jitter=0, max_lighting=0, p_rgb=0),
-                 jitter=dict(do_flip=False, max_rotate=0, jitter=0.03, p_jitter=1., max_lighting=0, p_rgb=0, mode='nearest'),
+                 jitter=dict(do_flip=False, max_rotate=0, jitter=0.03, p_jitter=1., max_lighting=0, p_rgb=0,
+                             mode='nearest'),
                  lighting=dict(do_flip=False, max_rotate=0, jitter=0, max_lighting=0.4, p_lighting=1., p_rgb=0),
                  rgb_randomize=dict(do_flip=False, max_rotate=0, jitter=0, max_lighting=0, p_rgb=1.))
 

@@ -40,10 +40,12 @@ def save_checkpoint(learn:Learner, # the learner whose model and optimizer are s
                     fname:Path, # the checkpoint file (written atomically)
                     progress:dict, # where the run is (stage, stage_epoch, epochs_done), saved with it
                    ):
-    "Everything the run depends on after an epoch: model, optimizer, random states, loss smoother, loss scaler, `progress`"
+    ("Everything the run depends on after an epoch: model, optimizer, random states, loss smoother, loss scaler, "
+     "`progress`")
     sm, scaler = learn.recorder.smooth_loss, getattr(learn, 'scaler', None)
     state = dict(model=get_model(learn.model).state_dict(), opt=learn.opt.state_dict(), rng=_rng_states(),
-                 dl_rng=_shuffle_rng(learn).getstate(), smooth_loss=dict(count=sm.count, val=torch.as_tensor(sm.val).as_subclass(torch.Tensor)),
+                 dl_rng=_shuffle_rng(learn).getstate(),
+                 smooth_loss=dict(count=sm.count, val=torch.as_tensor(sm.val).as_subclass(torch.Tensor)),
                  scaler=scaler.state_dict() if scaler is not None else None, progress=progress)
     write_atomic(Path(fname), lambda tmp: torch.save(state, tmp))
 
@@ -52,9 +54,12 @@ def load_checkpoint(fname:Path, # a checkpoint of `save_checkpoint`
                     device=None, # where the tensors go; default: the CPU
                    ) -> dict:
     "A checkpoint written by `save_checkpoint`, read with `weights_only=True`"
-    with torch.serialization.safe_globals([L, getattr(np, '_core', np.core).multiarray.scalar, np.dtype, *[getattr(np.dtypes, d) for d in np.dtypes.__all__]]):
+    with torch.serialization.safe_globals([L, getattr(np, '_core', np.core).multiarray.scalar, np.dtype,
+                                           *[getattr(np.dtypes, d) for d in np.dtypes.__all__]]):
         try: return torch.load(fname, map_location=device or 'cpu', weights_only=True)
-        except Exception as e: raise SceneError(f"{fname}: not a readable checkpoint ({type(e).__name__}: {e}); start the run again without --resume") from None
+        except Exception as e:
+            raise SceneError(f"{fname}: not a readable checkpoint ({type(e).__name__}: {e}); "
+                             "start the run again without --resume") from None
 
 # %% ../notebooks/02c_checkpoint.ipynb #837d03fd
 class RestoreRun(Callback):
@@ -68,8 +73,10 @@ class RestoreRun(Callback):
         if self.epoch != self.start: return
         s = self.state
         _set_rng_states(s['rng']); _shuffle_rng(self.learn).setstate(s['dl_rng'])
-        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = s['smooth_loss']['count'], s['smooth_loss']['val']
-        if s['scaler'] is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(s['scaler'])
+        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = (s['smooth_loss']['count'],
+                                                                          s['smooth_loss']['val'])
+        if s['scaler'] is not None and getattr(self.learn, 'scaler', None) is not None:
+            self.learn.scaler.load_state_dict(s['scaler'])
 
 # %% ../notebooks/02c_checkpoint.ipynb #77d5a6ff
 class RunLog(Callback):

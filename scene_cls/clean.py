@@ -35,9 +35,11 @@ def scene_features(learn:Learner, # a learner whose body gives the features
                    bs:int=64, # batch size
                   ) -> np.ndarray:
     "Pooled features of the learner's body for `items` (its validation transforms; one forward pass)"
-    learn.model.to(learn.dls.device)   # where the batches go: fastai moves the model there only when it fits or predicts
+    # where the batches go: fastai moves the model there only when it fits or predicts
+    learn.model.to(learn.dls.device)
     net = nn.Sequential(get_model(learn.model)[0], nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    with torch.inference_mode(): return torch.cat([net(b[0]).float().cpu() for b in learn.dls.test_dl(items, bs=bs)]).numpy()
+    with torch.inference_mode():
+        return torch.cat([net(b[0]).float().cpu() for b in learn.dls.test_dl(items, bs=bs)]).numpy()
 
 # %% ../notebooks/05a_clean.ipynb #e53990ad
 def logreg_oof_probs(feats:np.ndarray, # features, one row per image
@@ -48,7 +50,8 @@ def logreg_oof_probs(feats:np.ndarray, # features, one row per image
                     ) -> np.ndarray:
     "Out-of-sample class probabilities: k-fold logistic regression on standardised features"
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-    return cross_val_predict(clf, feats, labels, cv=StratifiedKFold(k, shuffle=True, random_state=seed), method='predict_proba')
+    return cross_val_predict(clf, feats, labels, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
+                             method='predict_proba')
 
 # %% ../notebooks/05a_clean.ipynb #c0ee3906
 def finetune_oof_probs(path:str|Path, # dataset root
@@ -63,7 +66,8 @@ def finetune_oof_probs(path:str|Path, # dataset root
     for i in range(k):
         out = Path(run_dir)/f'fold{i}'   # a finished fold is taken as it is: an interrupted k-fold run continues
         scene_run(path, out, cfg.replace(fold=(k, i)), resume=None, report=report)
-        held = [Path(f) for f in pd.read_csv(RunFolder(out).report/'predictions.csv').path]   # the fold the model did not see
+        # the fold the model did not see
+        held = [Path(f) for f in pd.read_csv(RunFolder(out).report/'predictions.csv').path]
         files, probs, _, _ = as_scene_model(load_scene_learner(RunFolder(out).model)).labelled_preds(held, bs=cfg.bs)
         res.update(zip(files, probs))
     files = sorted(res)
@@ -85,7 +89,8 @@ def label_issues(files:list, # the images, in the order of `labels` and `probs`
     labels, root = np.asarray(labels), Path(root).expanduser()
     flagged = find_label_issues(labels, probs)
     df = pd.DataFrame(dict(path=[str(Path(f).relative_to(root)) for f in files], given=[classes[i] for i in labels],
-                           suggested=[classes[i] for i in probs.argmax(1)], quality=get_label_quality_scores(labels, probs),
+                           suggested=[classes[i] for i in probs.argmax(1)],
+                           quality=get_label_quality_scores(labels, probs),
                            p_given=probs[np.arange(len(labels)), labels], label_issue=flagged))
     df['low_confidence'] = df.p_given < low_confidence
     if feats is not None:
@@ -107,7 +112,8 @@ def suspects_grid(issues:pd.DataFrame, # rows of `label_issues`
     "The `k` flagged images of lowest label quality, titled with given and suggested label"
     top = issues[issues.label_issue].head(k)
     nrows = max(1, -(-len(top)//ncols))
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3*ncols, 3.3*nrows + 0.4), squeeze=False, layout='constrained')   # constrained: the title clears the first row's three-line labels
+    # constrained: the title clears the first row's three-line labels
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3*ncols, 3.3*nrows + 0.4), squeeze=False, layout='constrained')
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, top.itertuples()):
         show_image(SceneImage.create(Path(root)/r.path), ax=ax)
@@ -119,8 +125,11 @@ def suspects_grid(issues:pd.DataFrame, # rows of `label_issues`
 def clean_scene_data(path:str|Path, # dataset root
                      out:str|Path='runs/clean', # where the suspects go
                      split:str='train', # 'train', or 'valid' for the noise in the test set
-                     method:str='logreg', # 'logreg' (features + k-fold logistic regression) or 'finetune' (k recipe runs)
-                     cfg:RunConfig=None, # backbone, weights, image size (the last of `sizes`), batch, seed, check; for 'finetune' the recipe of each fold
+                     # 'logreg' (features + k-fold logistic regression) or 'finetune' (k recipe runs)
+                     method:str='logreg',
+                     # backbone, weights, image size (the last of `sizes`), batch, seed, check;
+                     # for 'finetune' the recipe of each fold
+                     cfg:RunConfig=None,
                      k:int=5, # folds
                      top:int=16, # suspects in the picture
                      low_confidence:float=0.1, # the reference's rule, as a column of its own
@@ -130,23 +139,28 @@ def clean_scene_data(path:str|Path, # dataset root
     "Find the suspect images of `split`; write suspects.csv, suspects.png, exclude.txt and summary.json to `out`"
     if split not in ('train', 'valid'): raise SceneError(f"split must be 'train' or 'valid', not {split!r}")
     if method not in ('logreg', 'finetune'): raise SceneError(f"method must be 'logreg' or 'finetune', not {method!r}")
-    cfg, out, t0 = (cfg or RunConfig()).replace(**changes), Path(out), time.time(); out.mkdir(parents=True, exist_ok=True)
-    learn = scene_learner(scene_dls(path, size=cfg.sizes[-1], bs=cfg.bs, check=cfg.check, report=report), cfg.arch, cfg.weights)
+    cfg, out, t0 = (cfg or RunConfig()).replace(**changes), Path(out), time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    learn = scene_learner(scene_dls(path, size=cfg.sizes[-1], bs=cfg.bs, check=cfg.check, report=report),
+                          cfg.arch, cfg.weights)
     files = sorted(getattr(learn.dls, f'{split}_ds').items)
     feats = scene_features(learn, files, cfg.bs)
     labels = np.array([learn.dls.vocab.o2i[f.parent.name] for f in files])
     k = min(k, int(np.unique(labels, return_counts=True)[1].min()))   # each fold needs every class
-    if k < 2: raise SceneError(f"{path}: a class of the {split} split has a single image; k-fold needs two per class at least")
+    if k < 2: raise SceneError(f"{path}: a class of the {split} split has a single image; "
+                               "k-fold needs two per class at least")
     if method == 'logreg': probs = logreg_oof_probs(feats, labels, k, cfg.seed)
-    elif split == 'valid': raise SceneError("method='finetune' trains on the training split; use method='logreg' for the valid split")
+    elif split == 'valid':
+        raise SceneError("method='finetune' trains on the training split; use method='logreg' for the valid split")
     else: _, probs = finetune_oof_probs(path, cfg, k, out/'folds', report=report)
     issues = label_issues(files, labels, probs, path, list(learn.dls.vocab), feats, low_confidence)
     issues.to_csv(out/'suspects.csv', index=False)
     plt.close(suspects_grid(issues, path, top, out/'suspects.png'))
     (out/'exclude.txt').write_text(f"# label issues found by scene_cls.clean ({method}, {split} split of {path})\n"
                                    + ''.join(p + '\n' for p in issues.path[issues.label_issue]))
-    summary = dict(data=str(path), split=split, method=method, arch=cfg.arch, k=k, images=len(issues), label_issues=int(issues.label_issue.sum()),
-                   low_confidence=int(issues.low_confidence.sum()), near_duplicates=int((issues.near_duplicate_of != '').sum()),
+    summary = dict(data=str(path), split=split, method=method, arch=cfg.arch, k=k, images=len(issues),
+                   label_issues=int(issues.label_issue.sum()), low_confidence=int(issues.low_confidence.sum()),
+                   near_duplicates=int((issues.near_duplicate_of != '').sum()),
                    share_flagged=round(float(issues.label_issue.mean()), 4), seconds=round(time.time() - t0, 1))
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     return issues

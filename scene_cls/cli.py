@@ -38,12 +38,14 @@ def _lr(lr) -> float|None:
     "`--lr`: a number, or 'valley' (None: lr_find's suggestion)"
     if lr is None or str(lr).strip().lower() in ('valley', 'none'): return None
     try: return float(lr)
-    except ValueError: raise SceneError(f"--lr {lr}: a learning rate is a number (e.g. 2e-3) or valley (lr_find's suggestion)") from None
+    except ValueError: raise SceneError(f"--lr {lr}: a learning rate is a number (e.g. 2e-3) "
+                                        "or valley (lr_find's suggestion)") from None
 
 def _sizes(sizes) -> tuple:
     "`--sizes`: one size or several, comma-separated (128,224)"
     try: return tuple(int(s) for s in str(sizes).split(','))
-    except ValueError: raise SceneError(f"--sizes {sizes}: image sizes are whole numbers, e.g. 224 or 160,224") from None
+    except ValueError:
+        raise SceneError(f"--sizes {sizes}: image sizes are whole numbers, e.g. 224 or 160,224") from None
 
 # %% ../notebooks/06_cli.ipynb #e1fae646
 def _types(name:str, f):
@@ -69,22 +71,28 @@ def config_options(p:argparse.ArgumentParser, # the parser to add them to
             continue
         typ, mv = _types(name, f)
         d = ','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        flags = (flag, '--size') if name == 'sizes' else (flag,)   # --size 224: one size, as the command line always took it
-        g.add_argument(*flags, dest=name, type=typ, metavar=mv, default=argparse.SUPPRESS, help=f"{docs[name]} (default: {d})")
+        # --size 224: one size, as the command line always took it
+        flags = (flag, '--size') if name == 'sizes' else (flag,)
+        g.add_argument(*flags, dest=name, type=typ, metavar=mv, default=argparse.SUPPRESS,
+                       help=f"{docs[name]} (default: {d})")
     return p
 
 # %% ../notebooks/06_cli.ipynb #26d2c016
-def train(data:str=None, # dataset root (Kaggle or flat layout); default: search, then synthetic scenes; with --resume: the run's
+def train(
+          # dataset root (Kaggle or flat layout); default: search, then synthetic scenes; with --resume: the run's
+          data:str=None,
           out:str='runs/scene', # the run folder
           resume:bool=False, # continue the run in --out where it stopped, with its own settings
           synthetic:bool=False, # use the synthetic scenes even if real data is found
           unlabelled:str=None, # self-training: a folder of unlabelled images (seg_pred) pseudo-labelled by a teacher
           teacher:str=None, # with --unlabelled: the teacher (.onnx, or .pkl: a pickle, which runs its code when loaded)
           threshold:float=0.9, # with --unlabelled: the confidence a pseudo-label needs
-          per_class:int=None, # with --unlabelled: at most this many pseudo-labels per class (default: balanced to the rarest class)
+          # with --unlabelled: at most this many pseudo-labels per class (default: balanced to the rarest class)
+          per_class:int=None,
           **settings, # `RunConfig` settings, from the options below
          ):
-    "Train a scene classifier; write the model, epoch log, augmented batch and report to --out (lr_find's plot with --lr valley)"
+    ("Train a scene classifier; write the model, epoch log, augmented batch and report to --out (lr_find's plot with "
+     "--lr valley)")
     from scene_cls.config import RunConfig, RunFolder
     from scene_cls.experiment import scene_run
     from scene_cls.selftrain import self_train
@@ -95,9 +103,11 @@ def train(data:str=None, # dataset root (Kaggle or flat layout); default: search
     cfg = (RunConfig.from_dict(had) if had else RunConfig()).replace(**settings)
     path, line = run_data(data, synthetic); say(line)
     if unlabelled is None:
-        if teacher is not None: raise SceneError("--teacher is for self-training: give the unlabelled images with --unlabelled")
+        if teacher is not None:
+            raise SceneError("--teacher is for self-training: give the unlabelled images with --unlabelled")
         scene_run(path, out, cfg, resume=resume, data_line=line)
-    else: self_train(path, unlabelled, out, teacher=teacher, threshold=threshold, per_class=per_class, cfg=cfg, resume=resume, data_line=line)
+    else: self_train(path, unlabelled, out, teacher=teacher, threshold=threshold, per_class=per_class, cfg=cfg,
+                     resume=resume, data_line=line)
 
 # %% ../notebooks/06_cli.ipynb #6d6584bf
 def lr_find(data:str=None, # dataset root; default: search, then synthetic scenes
@@ -114,7 +124,8 @@ def lr_find(data:str=None, # dataset root; default: search, then synthetic scene
     cfg = RunConfig().replace(**settings)
     path, line = run_data(data, synthetic); say(line)
     set_seed(cfg.seed, reproducible=True)
-    learn = scene_learner(scene_aug_dls(path, size=cfg.sizes[0], bs=cfg.bs, seed=cfg.seed, check=cfg.check), cfg.arch, cfg.weights, path=out)
+    learn = scene_learner(scene_aug_dls(path, size=cfg.sizes[0], bs=cfg.bs, seed=cfg.seed, check=cfg.check),
+                          cfg.arch, cfg.weights, path=out)
     res = scene_lr_find(learn, Path(out)/'lr_find.png', num_it=num_it)
     (Path(out)/'lr_find.json').write_text(json.dumps(res, indent=1))
     say(json.dumps(res)); say(f"Plot: {Path(out)/'lr_find.png'}")
@@ -135,28 +146,33 @@ def interpret(model:str, # model.onnx (an export), or model.pkl: a pickle, which
     m = load_scene_model(model)
     with (m.no_bar() if not progress else contextlib.nullcontext()):
         rep = scene_report(m, out, dl=data, k=k, gradcam=gradcam, bs=bs)
-    if gradcam and not m.can_gradcam: say("Grad-CAM needs the PyTorch model (model.pkl); the report of an ONNX model has none")
+    if gradcam and not m.can_gradcam:
+        say("Grad-CAM needs the PyTorch model (model.pkl); the report of an ONNX model has none")
     say(f"Accuracy {rep.metrics['accuracy']:.2%} on {rep.metrics['n']} images. Report: {Path(out)/'report.md'}")
 
 # %% ../notebooks/06_cli.ipynb #04f1d407
 def clean(data:str=None, # dataset root; default: search, then synthetic scenes
           out:str='runs/clean', # folder for suspects.csv, suspects.png, exclude.txt and summary.json
           split:str='train', # train, or valid (how much of the test set's error is label noise)
-          method:str='logreg', # logreg (backbone features + k-fold logistic regression; fast) or finetune (k recipe runs; a GPU)
+          # logreg (backbone features + k-fold logistic regression; fast) or finetune (k recipe runs; a GPU)
+          method:str='logreg',
           k:int=5, # folds
           top:int=16, # suspects in the picture
           low_confidence:float=0.1, # the reference's rule: the given label's probability below this
           synthetic:bool=False, # use the synthetic scenes
           **settings, # `RunConfig` settings: the backbone and image size; with finetune, each fold's recipe
          ):
-    "Find likely mislabelled images; write them for review, and exclude.txt for train --exclude; the data is not touched"
+    ("Find likely mislabelled images; write them for review, and exclude.txt for train --exclude; "
+     "the data is not touched")
     from scene_cls.config import RunConfig
     from scene_cls.clean import clean_scene_data
     path, line = run_data(data, synthetic); say(line)
-    clean_scene_data(path, out, split, method, RunConfig().replace(**settings), k=k, top=top, low_confidence=low_confidence)
+    clean_scene_data(path, out, split, method, RunConfig().replace(**settings), k=k, top=top,
+                     low_confidence=low_confidence)
     s, out = json.loads((Path(out)/'summary.json').read_text()), Path(out)
-    say(f"{s['label_issues']} of {s['images']} {split} images look mislabelled ({s['share_flagged']:.1%}); {s['low_confidence']} have "
-        f"their label below {low_confidence} probability; {s['near_duplicates']} near-duplicates. Review {out/'suspects.png'} and "
+    say(f"{s['label_issues']} of {s['images']} {split} images look mislabelled ({s['share_flagged']:.1%}); "
+        f"{s['low_confidence']} have their label below {low_confidence} probability; "
+        f"{s['near_duplicates']} near-duplicates. Review {out/'suspects.png'} and "
         f"{out/'suspects.csv'}; to leave them out: scene-cls train --exclude {out/'exclude.txt'}")
 
 # %% ../notebooks/06_cli.ipynb #92b901a4
@@ -197,7 +213,8 @@ def predict(model:str, # model.onnx (an export), or model.pkl: a pickle, which r
     learn = load_scene_model(model)
     if tta and not learn.can_tta: raise SceneError("--tta needs the fastai model (model.pkl), not an ONNX file")
     res = predict_csv(learn, paths, out, bs=bs, tta=tta, progress=progress)
-    say(f"{res['files']} files: {res['predicted']} predicted, {res['failed']} failed -> {res['csv']} ({res['seconds']}s)")
+    say(f"{res['files']} files: {res['predicted']} predicted, {res['failed']} failed -> {res['csv']} "
+        f"({res['seconds']}s)")
     return 1 if res['failed'] else 0
 
 # %% ../notebooks/06_cli.ipynb #3832e840
@@ -217,7 +234,8 @@ def serve(model:str, # model.onnx (an export), or model.pkl: a pickle, which run
     from scene_cls.app import scene_app, launch_app   # here: the web demo is an optional extra, after this notebook
     demo = scene_app(model, examples, gradcam, upload_age=upload_age, max_files=max_files, max_queue=max_queue)
     say(f"Serving {model} at http://{host}:{port} (Ctrl+C stops)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # `kill`, as a container or CI stops a server: exit as on Ctrl+C, cleaning up
+    # `kill`, as a container or CI stops a server: exit as on Ctrl+C, cleaning up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     launch_app(demo, host, port, share, auth, max_file_size, quiet=True)
 
 # %% ../notebooks/06_cli.ipynb #cdd8b192
@@ -239,15 +257,18 @@ def export(model:str, # model.pkl of a train run: a pickle, which runs its code 
     learn = load_scene_learner(model, cpu=True)
     out = Path(onnx) if onnx else model.with_suffix('.onnx')
     check = check or _run_valid(model)
-    if check is None: say(f"No run.json beside {model} names its data, and no --check was given: checking the export on synthetic "
-                          "scenes only (pass --check FOLDER to compare on real images)")
+    if check is None: say(f"No run.json beside {model} names its data, and no --check was given: checking the "
+                          "export on synthetic scenes only (pass --check FOLDER to compare on real images)")
     res = export_onnx(learn, out, check=check, atol=atol)
-    say(f"Wrote {out} ({out.stat().st_size/2**20:.1f} MB): classes {', '.join(res['classes'])}; {res['image_size'][1]}x{res['image_size'][0]} px. "
-         f"ONNX Runtime equals PyTorch within {res['max_abs_diff']:.1e} (at most {atol:g}) on {res['checked']} images of "
-         f"{check or 'synthetic scenes'}. Predict with: scene-cls predict {out} FILES")
+    say(f"Wrote {out} ({out.stat().st_size/2**20:.1f} MB): classes {', '.join(res['classes'])}; "
+        f"{res['image_size'][1]}x{res['image_size'][0]} px. ONNX Runtime equals PyTorch within "
+        f"{res['max_abs_diff']:.1e} (at most {atol:g}) on {res['checked']} images of "
+        f"{check or 'synthetic scenes'}. Predict with: scene-cls predict {out} FILES")
 
 # %% ../notebooks/06_cli.ipynb #b9569651
-def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root to check; default: where find_scene_data looks
+def env(
+        # a dataset root to check; default: where find_scene_data looks
+        data:Annotated[str, {'opt': False, 'nargs': '?'}]=None,
         timeout:float=5, # seconds to wait for the weights server; 0 skips that check
         arch:str='resnet50', # the architecture whose weights to look for
         weights:str='imagenet', # the weights to look for: imagenet, places365, a .pth file
@@ -260,18 +281,22 @@ def env(data:Annotated[str, {'opt': False, 'nargs': '?'}]=None, # a dataset root
         say(f"{k + ':':<28}{first or '(none)'}"); [say(f"{'':<30}{l.strip()}") for l in more]
 
 # %% ../notebooks/06_cli.ipynb #b070dff0
-COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'clean': clean, 'check': check, 'predict': predict, 'export': export, 'serve': serve, 'env': env}
-_SETTINGS = {'train': None, 'lr-find': ('arch', 'weights', 'sizes', 'bs', 'seed', 'check'),   # the `RunConfig` options each command takes
-             'clean': ('arch', 'weights', 'sizes', 'bs', 'seed', 'check', 'freeze_epochs', 'epochs', 'lr', 'unfrozen_lr', 'freeze_bn')}
+COMMANDS = {'train': train, 'lr-find': lr_find, 'interpret': interpret, 'clean': clean, 'check': check,
+            'predict': predict, 'export': export, 'serve': serve, 'env': env}
+# the `RunConfig` options each command takes
+_SETTINGS = {'train': None, 'lr-find': ('arch', 'weights', 'sizes', 'bs', 'seed', 'check'),
+             'clean': ('arch', 'weights', 'sizes', 'bs', 'seed', 'check', 'freeze_epochs', 'epochs', 'lr',
+                       'unfrozen_lr', 'freeze_bn')}
 _TRAINING_STACK = ('torch', 'torchvision', 'fastai', 'timm', 'sklearn', 'cleanlab', 'pytorch_grad_cam', 'accelerate')
 
 def _usage() -> str:
     w = max(map(len, COMMANDS))
-    return "usage: scene-cls COMMAND [options]   (scene-cls COMMAND -h for its options; scene-cls --version)\n\ncommands:\n" + \
-        '\n'.join(f"  {n:<{w}}  {f.__doc__.splitlines()[0]}" for n, f in COMMANDS.items())
+    return ("usage: scene-cls COMMAND [options]   (scene-cls COMMAND -h for its options; scene-cls --version)\n\n"
+            "commands:\n" + '\n'.join(f"  {n:<{w}}  {f.__doc__.splitlines()[0]}" for n, f in COMMANDS.items()))
 
 def _parser(f:callable, prog:str) -> argparse.ArgumentParser:
-    "`f`'s options from its signature and docments: the same under every fastcore (1.x reads no `Annotated`; <2.2.16 spells --freeze_epochs)"
+    ("`f`'s options from its signature and docments: the same under every fastcore (1.x reads no `Annotated`; "
+     "<2.2.16 spells --freeze_epochs)")
     p, empty = argparse.ArgumentParser(prog=prog, description=f.__doc__), inspect.Parameter.empty
     for k, d in docments(f, full=True, returns=False, eval_str=True).items():
         if d.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL): continue
@@ -279,12 +304,14 @@ def _parser(f:callable, prog:str) -> argparse.ArgumentParser:
         if typing.get_origin(anno) is Annotated:
             anno, *meta = typing.get_args(anno); extra = dict(next((m for m in meta if isinstance(m, dict)), {}))
         if anno is bool:   # --x and --no-x, the help saying which holds by default
-            p.add_argument(flag, dest=k, action=argparse.BooleanOptionalAction, default=d.default, help=f"{doc} ({'on' if d.default else 'off'} by default)")
+            p.add_argument(flag, dest=k, action=argparse.BooleanOptionalAction, default=d.default,
+                           help=f"{doc} ({'on' if d.default else 'off'} by default)")
             continue
         typ = anno if anno in (int, float, str) else str
         kw = dict(type=typ, help=doc + (f' (default: {d.default})' if d.default not in (None, empty) else ''))
         if d.default is not empty: kw['default'] = d.default
-        if extra.pop('opt', d.default is not empty): p.add_argument(flag, dest=k, metavar=f'({typ.__name__})', **kw, **extra)
+        if extra.pop('opt', d.default is not empty):
+            p.add_argument(flag, dest=k, metavar=f'({typ.__name__})', **kw, **extra)
         else: p.add_argument(k, metavar=k.upper(), **kw, **extra)
     return p
 
@@ -318,9 +345,12 @@ def _run(cmd:str, args:dict) -> int:
     except SceneError as e: print(f"scene-cls {cmd}: error: {e}", file=sys.stderr); return 2
     except ModuleNotFoundError as e:
         if e.name not in _TRAINING_STACK: raise
-        print(f"scene-cls {cmd}: error: this needs the training install of scene_cls, which is not here (no module {e.name!r}): "
-              f"{install_hint()}; an exported .onnx model predicts, is evaluated and is served without it", file=sys.stderr); return 2
+        print(f"scene-cls {cmd}: error: this needs the training install of scene_cls, which is not here "
+              f"(no module {e.name!r}): {install_hint()}; "
+              "an exported .onnx model predicts, is evaluated and is served without it", file=sys.stderr); return 2
     except KeyboardInterrupt:
-        print(f"scene-cls {cmd}: interrupted" + ("; continue with --resume" if cmd == 'train' else ''), file=sys.stderr); return 130
+        print(f"scene-cls {cmd}: interrupted" + ("; continue with --resume" if cmd == 'train' else ''), file=sys.stderr)
+        return 130
 
-if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # `python -m scene_cls.cli`, as `accelerate launch -m` runs it; not in a notebook
+# `python -m scene_cls.cli`, as `accelerate launch -m` runs it; not in a notebook
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())

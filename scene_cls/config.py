@@ -21,15 +21,19 @@ _NO_CLI = dict(cli=False)   # field metadata: not a command-line option (a value
 
 @dataclass
 class RunConfig:
-    "Every setting of a training run, with its one default: what `scene_run`, `scene-cls train`, the notebooks and `run.json` share"
-    arch:str='resnet50' # torchvision or timm architecture (resnet101, convnext_tiny, tf_efficientnet_lite0, timm/resnet50, ...)
+    ("Every setting of a training run, with its one default: what `scene_run`, `scene-cls train`, "
+     "the notebooks and `run.json` share")
+    # torchvision or timm architecture (resnet101, convnext_tiny, tf_efficientnet_lite0, timm/resnet50, ...)
+    arch:str='resnet50'
     weights:str='imagenet' # imagenet, places365, places365:FILE, a .pth file, or none
     head:str='linear' # linear (pooling, dropout, one layer), or fastai (fastai's two-layer head)
-    sizes:tuple=(224,) # image sizes; the unfrozen epochs are shared out over them in order (progressive resizing, e.g. 160,224)
+    # image sizes; the unfrozen epochs are shared out over them in order (progressive resizing, e.g. 160,224)
+    sizes:tuple=(224,)
     freeze_epochs:int=2 # epochs that train the new head on the frozen body
     epochs:int=8 # epochs that then train everything, with discriminative learning rates
     bs:int=64 # images per optimizer step, shared by the processes of a launch (on two GPUs, 32 each)
-    lr:float=1e-2 # learning rate of the frozen epochs; None (valley on the command line): lr_find's valley, found once and kept
+    # learning rate of the frozen epochs; None (valley on the command line): lr_find's valley, found once and kept
+    lr:float=1e-2
     unfrozen_lr:float=1e-3 # top learning rate of the unfrozen epochs (the head's); None: lr/2, as fastai's fine_tune
     freeze_bn:bool=True # batchnorm keeps its pretrained statistics and weights in the unfrozen epochs too
     label_smoothing:float=0.1 # label smoothing of the training loss; 0: plain cross-entropy
@@ -37,23 +41,30 @@ class RunConfig:
     seed:int=42 # random seed (on a CPU a run repeats exactly)
     check:str='skip' # images that check_images finds fatal: skip (train without them, saying so), stop (refuse), or off
     valid_pct:float=None # a random share of the training images for validation, instead of the seg_test folder
-    exclude:str=None # images to leave out: a text file of paths relative to the data root (scene-cls clean's exclude.txt)
+    # images to leave out: a text file of paths relative to the data root (scene-cls clean's exclude.txt)
+    exclude:str=None
     lr_find_it:int=100 # lr_find iterations, when lr is None
-    fold:tuple=field(default=None, metadata=_NO_CLI) # (k, i): validate on the i-th of k stratified folds of the training images
+    # (k, i): validate on the i-th of k stratified folds of the training images
+    fold:tuple=field(default=None, metadata=_NO_CLI)
     augs:dict=field(default=None, metadata=_NO_CLI) # scene_augs settings; None: the reference's augmentations
-    cache:str=field(default='auto', metadata=_HOW) # decoded image store: auto (when it fits in memory), off, or a folder for it
+    # decoded image store: auto (when it fits in memory), off, or a folder for it
+    cache:str=field(default='auto', metadata=_HOW)
     num_workers:int=field(default=None, metadata=_HOW) # DataLoader worker processes; None: data.default_workers
     progress:bool=field(default=True, metadata=_HOW) # progress bars
     k:int=field(default=9, metadata=_HOW) # top losses in the report
-    caption:str=field(default=None, metadata={**_HOW, **_NO_CLI}) # a line on every picture and the report (e.g. 'QUICK MODE')
+    # a line on every picture and the report (e.g. 'QUICK MODE')
+    caption:str=field(default=None, metadata={**_HOW, **_NO_CLI})
 
     def __post_init__(self):
         self.sizes = tuple(int(s) for s in ([self.sizes] if isinstance(self.sizes, (int, str)) else self.sizes))
         if self.fold is not None: self.fold = tuple(self.fold)
         for name, ok in (('check', ('stop', 'skip', 'off')), ('head', ('linear', 'fastai'))):
-            if getattr(self, name) not in ok: raise SceneError(f"{name} must be one of {', '.join(ok)}, not {getattr(self, name)!r}")
-        if not self.sizes or min(self.sizes) < 32: raise SceneError(f"image sizes {self.sizes}: the backbones need at least 32 pixels a side")
-        if self.bs < 1 or self.freeze_epochs < 0 or self.epochs < 0: raise SceneError("bs must be positive, and epochs not negative")
+            if getattr(self, name) not in ok:
+                raise SceneError(f"{name} must be one of {', '.join(ok)}, not {getattr(self, name)!r}")
+        if not self.sizes or min(self.sizes) < 32:
+            raise SceneError(f"image sizes {self.sizes}: the backbones need at least 32 pixels a side")
+        if self.bs < 1 or self.freeze_epochs < 0 or self.epochs < 0:
+            raise SceneError("bs must be positive, and epochs not negative")
 
     def replace(self, **changes) -> RunConfig:
         "A copy with `changes`; `SceneError` naming a setting that does not exist"
@@ -63,7 +74,8 @@ class RunConfig:
 
     def run_settings(self) -> dict:
         "The settings that make the run (not how it goes), JSON-normalised: what a resume and a rerun must match"
-        return json.loads(json.dumps({f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get('run', True)}, default=str))
+        return json.loads(json.dumps({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                                      if f.metadata.get('run', True)}, default=str))
 
     @classmethod
     def from_dict(cls, d:dict) -> RunConfig:
@@ -88,13 +100,16 @@ def config_docs() -> dict:
     return {k: v for k, v in docments(m.RunConfig).items() if k in config_fields()}
 
 # %% ../notebooks/00a_config.ipynb #ac057352
-def config_differences(was:dict, # the settings a run was made with (`run_settings()`, state.json's `config`, a `run.json`)
-                       now:dict, # the ones asked for now
-                       lr_used:float=None, # the learning rate the run used (lr_find's when it chose): an `lr` asked for now must be it
-                      ) -> list:
-    "'name was -> now' for each setting of `now` that differs from `was` (numbers within a relative 1e-6); `lr` None matches any"
+def config_differences(
+    was:dict, # the settings a run was made with (`run_settings()`, state.json's `config`, a `run.json`)
+    now:dict, # the ones asked for now
+    lr_used:float=None, # the learning rate the run used (lr_find's when it chose): an `lr` asked for now must be it
+) -> list:
+    ("'name was -> now' for each setting of `now` that differs from `was` (numbers within a relative 1e-6); "
+     "`lr` None matches any")
     was, now = json.loads(json.dumps(was, default=str)), json.loads(json.dumps(now, default=str))
-    def same(a, b): return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-6))
+    def same(a, b): return a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                                      and math.isclose(a, b, rel_tol=1e-6))
     res = [f"{k} {was.get(k)!r} -> {v!r}" for k, v in now.items() if k != 'lr' and not same(was.get(k), v)]
     asked, had = now.get('lr'), ifnone(lr_used, was.get('lr'))
     if asked is not None and not same(had, asked): res.append(f"lr {had!r} -> {asked!r}")
@@ -114,18 +129,24 @@ class RunFolder:
                 ): self.path = Path(path)
     def __repr__(self): return f"RunFolder({self.path})"
     def __truediv__(self, name): return self.path/name
-    state = property(lambda self: self.path/'state.json', doc="settings, learning rate and progress of the run, rewritten after each epoch")
-    checkpoint = property(lambda self: self.path/'checkpoint.pth', doc="model, optimizer and random states after the last finished epoch")
-    log = property(lambda self: self.path/'log.csv', doc="a row per epoch: losses, accuracy, learning rate, steps, seconds")
+    state = property(lambda self: self.path/'state.json',
+                     doc="settings, learning rate and progress of the run, rewritten after each epoch")
+    checkpoint = property(lambda self: self.path/'checkpoint.pth',
+                          doc="model, optimizer and random states after the last finished epoch")
+    log = property(lambda self: self.path/'log.csv',
+                   doc="a row per epoch: losses, accuracy, learning rate, steps, seconds")
     run_json = property(lambda self: self.path/'run.json', doc="settings and results of the finished run")
-    model = property(lambda self: self.path/'model.pkl', doc="the exported learner (a pickle: load only runs you trust)")
+    model = property(lambda self: self.path/'model.pkl',
+                     doc="the exported learner (a pickle: load only runs you trust)")
     onnx = property(lambda self: self.path/'model.onnx', doc="the model exported to ONNX (scene-cls export)")
     report = property(lambda self: self.path/'report', doc="the report over the validation images")
-    lr_find = property(lambda self: self.path/'lr_find.png', doc="lr_find's curve, when the run asked it for the learning rate")
+    lr_find = property(lambda self: self.path/'lr_find.png',
+                       doc="lr_find's curve, when the run asked it for the learning rate")
     aug_batch = property(lambda self: self.path/'aug_batch.png', doc="a training batch after augmentation")
     curves = property(lambda self: self.path/'curves.png', doc="loss and accuracy per epoch")
     pseudo_labels = property(lambda self: self.path/'pseudo_labels.csv', doc="a self-training run's pseudo-labels")
-    teacher = property(lambda self: RunFolder(self.path/'teacher'), doc="a self-training run's teacher, a run folder of its own")
+    teacher = property(lambda self: RunFolder(self.path/'teacher'),
+                       doc="a self-training run's teacher, a run folder of its own")
 
     def finished(self) -> dict|None:
         "The `run.json` of the finished run here (it has the model too), else `None`"

@@ -118,7 +118,8 @@ def labelled_items(path:str|Path, # a folder of class sub-folders, or a dataset 
 
 # %% ../notebooks/00_core.ipynb #2ab389ca
 def _to_8bit(im:Image.Image) -> Image.Image:
-    "16-bit grayscale (PIL modes `I;16*`, and `I` holding values above 255) scaled to 8-bit `L`; other modes as they are"
+    ("16-bit grayscale (PIL modes `I;16*`, and `I` holding values above 255) scaled to 8-bit `L`; "
+     "other modes as they are")
     if not (im.mode.startswith('I;16') or im.mode == 'I'): return im
     a = np.asarray(im)
     top = 65535 if im.mode.startswith('I;16') or a.max() > 255 else 255
@@ -306,7 +307,8 @@ def write_atomic(f:str|Path, # the file to write
 
 # %% ../notebooks/00_core.ipynb #f9aa5557
 def import_fastai():
-    "Import `fastai.vision.all`, with torch's deprecation notice of `torch.jit.script` (raised inside fastai's import) silenced for that import only"
+    ("Import `fastai.vision.all`, with torch's deprecation notice of `torch.jit.script` (raised inside fastai's "
+     "import) silenced for that import only")
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
         return importlib.import_module('fastai.vision.all')
@@ -314,7 +316,8 @@ def import_fastai():
 # %% ../notebooks/00_core.ipynb #df9c4377
 @runtime_checkable
 class SceneModel(Protocol):
-    "What prediction, evaluation and the web demo ask of a model (a learner's `LearnerModel`, an ONNX file's `OnnxSceneModel`)"
+    ("What prediction, evaluation and the web demo ask of a model (a learner's `LearnerModel`, "
+     "an ONNX file's `OnnxSceneModel`)")
     vocab: list        # the class names, in the order of the model's outputs
     can_tta: bool      # test-time augmentation is possible (fastai's transforms)
     can_gradcam: bool  # Grad-CAM is possible (the PyTorch model's gradients)
@@ -338,7 +341,9 @@ def as_scene_model(model, # a `SceneModel`, or a kind registered with `register_
                   ) -> SceneModel:
     "`model` as a `SceneModel`: itself when it is one, else wrapped by its registered wrapper"
     if isinstance(model, SceneModel): return model
-    if type(model).__module__.split('.')[0] == 'fastai': importlib.import_module('scene_cls.learner')   # registers the Learner's wrapper
+    # registers the Learner's wrapper
+    if type(model).__module__.split('.')[0] == 'fastai': importlib.import_module('scene_cls.learner')
     wrap = next((w for c, w in _WRAPPERS.items() if isinstance(model, c)), None)
-    if wrap is None: raise SceneError(f"{type(model).__name__}: not a model scene_cls can run (a fastai Learner or an OnnxSceneModel)")
+    if wrap is None: raise SceneError(f"{type(model).__name__}: not a model scene_cls can run "
+                                      "(a fastai Learner or an OnnxSceneModel)")
     return wrap(model)

@@ -60,8 +60,9 @@ def _folder_problems(lay:dict, classes) -> list:
                 rows.append(dict(path=str(lay[split]/c), split=split, label=c, problem='empty class folder',
                                  detail='no images', fatal=split=='train'))
         for n, p in dirs.items():
-            if n not in classes: rows.append(dict(path=str(p), split=split, label=n, problem='unexpected class folder',
-                                                 detail=f'not one of {list(classes)}; its images are not used', fatal=False))
+            if n not in classes:
+                rows.append(dict(path=str(p), split=split, label=n, problem='unexpected class folder',
+                                 detail=f'not one of {list(classes)}; its images are not used', fatal=False))
     return rows
 
 # %% ../notebooks/01b_data.ipynb #10b3fec2
@@ -78,7 +79,8 @@ def _duplicate_problems(df:pd.DataFrame) -> list:
             what = 'duplicate across classes' if cross_class else 'duplicate of a valid image'
             # a leak only costs the train copy; a label conflict makes every copy's label doubtful
             fatal = cross_class or r.split == 'train'
-            rows.append(dict(path=r.path, split=r.split, label=r.label, problem=what, detail=f'same bytes as {others(r.path)}', fatal=fatal))
+            rows.append(dict(path=r.path, split=r.split, label=r.label, problem=what,
+                             detail=f'same bytes as {others(r.path)}', fatal=fatal))
     return rows
 
 # %% ../notebooks/01b_data.ipynb #eca9f7d4
@@ -119,7 +121,8 @@ def _kept_items(path:Path, lay:dict, check:str, classes, min_size:int, report=No
     rep = check_images(path, classes, min_size, layout=lay) if report is None else report
     fatal = rep[rep.fatal & rep.split.isin(['train', 'valid']) & ~rep.problem.str.contains('folder')]
     if len(fatal) and check == 'stop':
-        raise SceneError(f"{len(fatal)} fatal problem(s) in the images; fix them, or leave them out with check='skip' (on the command line: --check skip):\n"
+        raise SceneError(f"{len(fatal)} fatal problem(s) in the images; fix them, or leave them out with check='skip' "
+                         "(on the command line: --check skip):\n"
                          + _check_summary(fatal))
     drop = set(fatal.path)
     return {s: L(f for f in v if str(f) not in drop) for s, v in items.items()}, rep
@@ -128,13 +131,15 @@ def _kept_items(path:Path, lay:dict, check:str, classes, min_size:int, report=No
 def default_workers(device=None, # where the batches go; default: fastai's default device
                     processes:int=None, # processes sharing this machine's CPUs; default: this launch's (`n_processes`)
                    ) -> int:
-    "DataLoader worker processes: the CPUs shared out over the processes (at least one) when the batches go to CUDA; none on the CPU"
+    ("DataLoader worker processes: the CPUs shared out over the processes (at least one) when the batches go to CUDA; "
+     "none on the CPU")
     if torch.device(device or default_device()).type != 'cuda': return 0
     return max(1, defaults.cpus//ifnone(processes, n_processes()))
 
 # %% ../notebooks/01b_data.ipynb #da91e44f
 def process_bs(bs:int) -> int:
-    "This process's share of a batch of `bs` images: all of it in one process, `bs/n` in each of a launch's `n` (the step stays `bs`)"
+    ("This process's share of a batch of `bs` images: all of it in one process, "
+     "`bs/n` in each of a launch's `n` (the step stays `bs`)")
     n = max(num_distrib(), 1)
     if bs % n: raise SceneError(f"batch size {bs} does not split evenly over {n} processes: use a multiple of {n}")
     return bs//n
@@ -152,14 +157,16 @@ def read_exclusions(path:str|Path, # the dataset root the names are relative to
     root = Path(path).expanduser()
     files = {n: root/n for n in names if n}
     missing = [n for n, f in files.items() if not f.is_file()]
-    if missing: raise SceneError(f"{src}: {len(missing)} name(s) match no file under {root}, e.g. {', '.join(missing[:3])}")
+    if missing:
+        raise SceneError(f"{src}: {len(missing)} name(s) match no file under {root}, e.g. {', '.join(missing[:3])}")
     return {f.resolve() for f in files.values()}
 
 def _fold_idxs(items, k:int, i:int, seed:int) -> list:
     "Indices of the i-th of k stratified folds of `items` (labelled by their folder)"
     from sklearn.model_selection import StratifiedKFold
     if not 0 <= i < k: raise SceneError(f"fold {i} of {k}: need 0 <= i < k")
-    folds = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(items)), [f.parent.name for f in items])
+    folds = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(items)),
+                                                                      [f.parent.name for f in items])
     return list(list(folds)[i][1])
 
 # %% ../notebooks/01b_data.ipynb #779d1c58
@@ -172,7 +179,8 @@ def read_pseudo(pseudo, # a DataFrame or a CSV file with columns `file`, `label`
     src = 'the pseudo-labels' if isinstance(pseudo, pd.DataFrame) else str(pseudo)
     if 'keep' in df: df = df[df.keep.astype(bool)]
     res = {os.path.abspath(f): l for f, l in zip(df.file, df.label)}
-    bad = [f"{f} ({l!r} is not a class)" for f, l in res.items() if l not in classes] + [f"{f} (no such file)" for f in res if not Path(f).is_file()]
+    bad = ([f"{f} ({l!r} is not a class)" for f, l in res.items() if l not in classes]
+           + [f"{f} (no such file)" for f in res if not Path(f).is_file()])
     both = set(res) & {os.path.abspath(f) for f in labelled}
     bad += [f"{f} (also a labelled image)" for f in sorted(both)]
     if bad: raise SceneError(f"{src}: {len(bad)} unusable row(s): {'; '.join(bad[:3])}")
@@ -200,21 +208,25 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
               device=None, # default: the GPU when there is one
               report:pd.DataFrame=None, # a `check_images` report of this dataset to reuse instead of checking again
               exclude=None, # files to leave out: paths relative to `path`, or a text file of them (`read_exclusions`)
-              fold:tuple=None, # (k, i): validate on the i-th of k stratified folds of the training images (cross-validation)
+              # (k, i): validate on the i-th of k stratified folds of the training images (cross-validation)
+              fold:tuple=None,
               cache='auto', # image store (`dls_store`): 'auto' (when it fits in memory), True, a folder, or False
               progress:bool=True, # a progress bar while an image store is built
-              pseudo=None, # pseudo-labelled images to train on too: a DataFrame or CSV with `file` and `label` (`read_pseudo`)
+              # pseudo-labelled images to train on too: a DataFrame or CSV with `file` and `label` (`read_pseudo`)
+              pseudo=None,
              ) -> DataLoaders:
     "fastai `DataLoaders` for the scenes at `path`"
     lay = scene_layout(path)
     items, rep = _kept_items(path, lay, check, classes, min_size, report)
     labels = read_pseudo(pseudo, classes, items['train'] + items['valid']) if pseudo is not None else {}
     extra = L(Path(f) for f in labels)
-    store = dls_store(items['train'] + items['valid'] + extra, size, cache, progress) if len(items['train']) else None   # before exclusions: one store for any
+    # before exclusions: one store for any
+    store = dls_store(items['train'] + items['valid'] + extra, size, cache, progress) if len(items['train']) else None
     if exclude is not None:
         drop = read_exclusions(path, exclude)
         items = {s: L(f for f in v if f.resolve() not in drop) for s, v in items.items()}
-    if not len(items['train']): raise SceneError(f"{lay['train']}: no images in any of the class folders {list(classes)}")
+    if not len(items['train']):
+        raise SceneError(f"{lay['train']}: no images in any of the class folders {list(classes)}")
     if valid_pct is None and fold is None and not len(items['valid']):
         raise SceneError(f"{path}: no validation folder (seg_test/ or valid/); pass valid_pct to split train at random")
     if fold is not None: all_items, splitter = items['train'], IndexSplitter(_fold_idxs(items['train'], *fold, seed))
@@ -223,14 +235,15 @@ def scene_dls(path:str|Path, # dataset root (nested Kaggle or flat layout)
         splitter = IndexSplitter(list(range(len(items['train']), len(all_items))))
     else: all_items, splitter = items['train'], IndexSplitter(RandomSplitter(valid_pct, seed=seed)(items['train'])[1])
     if len(extra): all_items = all_items + extra   # after the split's indices: training only
-    img = ImageBlock(SceneImage) if store is None else TransformBlock(StoredImage(store), batch_tfms=IntToFloatTensor, dl_type=StoreDL)
+    img = (ImageBlock(SceneImage) if store is None else
+           TransformBlock(StoredImage(store), batch_tfms=IntToFloatTensor, dl_type=StoreDL))
     dblock = DataBlock(blocks=(img, CategoryBlock(vocab=list(classes))), splitter=splitter,
                        get_y=SceneLabel(labels), item_tfms=SquishResize(size), batch_tfms=batch_tfms)
     set_seed(seed)
     device = device or default_device()
     cuda = torch.device(device).type == 'cuda'
-    dls = dblock.dataloaders(all_items, bs=process_bs(bs), num_workers=ifnone(num_workers, default_workers(device)), device=device,
-                             pin_memory=cuda)
+    dls = dblock.dataloaders(all_items, bs=process_bs(bs), num_workers=ifnone(num_workers, default_workers(device)),
+                             device=device, pin_memory=cuda)
     dls.check_report, dls.data_path, dls.store = rep, Path(path), store
     return dls
 

@@ -23,12 +23,15 @@ __all__ = ['model_input', 'PixelsToProbs', 'export_onnx']
 
 # %% ../notebooks/04a_deploy.ipynb #7b2f5767
 def model_input(learn:Learner) -> dict:
-    "What the learner does to an image before its model: squish to `size` (width, height), then normalise by `mean` and `std`"
+    ("What the learner does to an image before its model: squish to `size` (width, height), "
+     "then normalise by `mean` and `std`")
     rs = [t for t in learn.dls.after_item.fs if isinstance(t, Resize)]
     nm = [t for t in learn.dls.after_batch.fs if isinstance(t, Normalize)]
     if len(rs) != 1 or rs[0].method != ResizeMethod.Squish or len(nm) != 1:
-        raise SceneError(f"only a squish resize and one Normalize can be exported, not {learn.dls.after_item} / {learn.dls.after_batch}")
-    return dict(size=tuple(int(s) for s in rs[0].size), mean=nm[0].mean.flatten().tolist(), std=nm[0].std.flatten().tolist())
+        raise SceneError(f"only a squish resize and one Normalize can be exported, "
+                         f"not {learn.dls.after_item} / {learn.dls.after_batch}")
+    return dict(size=tuple(int(s) for s in rs[0].size), mean=nm[0].mean.flatten().tolist(),
+                std=nm[0].std.flatten().tolist())
 
 
 
@@ -51,7 +54,8 @@ class PixelsToProbs(nn.Module):
 def _check_files(check, n:int, tmp:Path) -> list:
     if check is None:
         from scene_cls.synthetic import make_synthetic_scenes
-        return get_image_files(make_synthetic_scenes(tmp/'scenes', n_train=1, n_valid=2, n_pred=0, size=96)/'seg_test')[:n]
+        return get_image_files(make_synthetic_scenes(tmp/'scenes', n_train=1, n_valid=2, n_pred=0, size=96)
+                               /'seg_test')[:n]
     fs = L(check) if isinstance(check, (list, tuple, L)) else L([check])
     fs = L(itertools.chain.from_iterable(get_image_files(f) if Path(f).is_dir() else [Path(f)] for f in fs))
     if not fs: raise SceneError(f"no images to check the export with in {check}")
@@ -61,7 +65,8 @@ def _loss_eps(learn:Learner) -> float: return float(getattr(learn.loss_func, 'ep
 
 def export_onnx(learn:Learner, # the trained learner
                 fname:str|Path, # the ONNX file to write
-                check=None, # images to compare ONNX Runtime with PyTorch on (files or folders); default: synthetic scenes
+                # images to compare ONNX Runtime with PyTorch on (files or folders); default: synthetic scenes
+                check=None,
                 n_check:int=32, # at most this many of them, spread over the sorted list
                 atol:float=1e-4, # largest allowed difference of a probability
                 opset:int=None, # ONNX opset; default: the exporter's
@@ -75,11 +80,13 @@ def export_onnx(learn:Learner, # the trained learner
     x = torch.randint(0, 256, (2, 3, h, w), dtype=torch.uint8)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore')
-        prog = torch.onnx.export(net, (x,), input_names=['pixels'], output_names=['probs', 'logits'], dynamo=True, verbose=False,
-                                 dynamic_shapes=({0: torch.export.Dim('batch')},), opset_version=opset)
+        prog = torch.onnx.export(net, (x,), input_names=['pixels'], output_names=['probs', 'logits'], dynamo=True,
+                                 verbose=False, dynamic_shapes=({0: torch.export.Dim('batch')},), opset_version=opset)
     proto = prog.model_proto
-    meta = {'scene_cls.classes': json.dumps(list(map(str, learn.dls.vocab))), 'scene_cls.image_size': json.dumps([h, w]),
-            'scene_cls.input': 'pixels: uint8 RGB (batch, 3, height, width), squished to image_size with bilinear filtering',
+    meta = {'scene_cls.classes': json.dumps(list(map(str, learn.dls.vocab))),
+            'scene_cls.image_size': json.dumps([h, w]),
+            'scene_cls.input': ('pixels: uint8 RGB (batch, 3, height, width), '
+                                'squished to image_size with bilinear filtering'),
             'scene_cls.label_smoothing': str(_loss_eps(learn)), 'scene_cls.arch': str(getattr(learn, 'arch', '')),
             'scene_cls.version': scene_cls.__version__}
     onnx.helper.set_model_props(proto, meta)
@@ -92,6 +99,7 @@ def export_onnx(learn:Learner, # the trained learner
     diff = float(np.abs(got - ref).max())
     if not diff <= atol:
         fname.unlink()
-        raise SceneError(f"{fname}: ONNX Runtime's probabilities differ from PyTorch's by up to {diff:.2e} (more than {atol:g}) "
-                         f"on {len(files)} images; the file was removed")
-    return dict(onnx=str(fname), classes=list(learn.dls.vocab), image_size=[h, w], checked=len(files), max_abs_diff=diff, atol=atol)
+        raise SceneError(f"{fname}: ONNX Runtime's probabilities differ from PyTorch's by up to {diff:.2e} "
+                         f"(more than {atol:g}) on {len(files)} images; the file was removed")
+    return dict(onnx=str(fname), classes=list(learn.dls.vocab), image_size=[h, w], checked=len(files),
+                max_abs_diff=diff, atol=atol)

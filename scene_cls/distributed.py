@@ -43,7 +43,8 @@ def barrier():
 # %% ../notebooks/02b_distributed.ipynb #e005f599
 @contextmanager
 def main_first():
-    "Inside, the main process of a launch goes first while the others wait; then they go (all at once). Plain in a single process"
+    ("Inside, the main process of a launch goes first while the others wait; "
+     "then they go (all at once). Plain in a single process")
     init_distributed()
     if not is_main(): barrier()
     try: yield
@@ -60,7 +61,8 @@ def _broadcast(self:DistributedDL, t, rank):
 
 @contextmanager
 def _any_backend_broadcast():
-    "Inside, fastai's `DistributedDL` broadcasts on the device its group's backend needs (a patch for the fit only, then undone)"
+    ("Inside, fastai's `DistributedDL` broadcasts on the device its group's backend needs (a patch for the fit only, "
+     "then undone)")
     old = DistributedDL._broadcast
     DistributedDL._broadcast = _broadcast
     try: yield
@@ -68,7 +70,8 @@ def _any_backend_broadcast():
 
 # %% ../notebooks/02b_distributed.ipynb #65553c4d
 def sync_batchnorm(model:nn.Module) -> nn.Module:
-    "`model` with every batchnorm synchronised across processes (timm's converter: norm+act layers keep their activation)"
+    ("`model` with every batchnorm synchronised across processes (timm's converter: "
+     "norm+act layers keep their activation)")
     from timm.layers import convert_sync_batchnorm
     return convert_sync_batchnorm(model)
 
@@ -119,7 +122,8 @@ def finish_distributed() -> bool:
 # %% ../notebooks/02b_distributed.ipynb #c7e2e1f8
 @contextmanager
 def main_process_alone():
-    "Inside, fastai sees one process (no gathering across processes): for work the main process does while the others wait"
+    ("Inside, fastai sees one process (no gathering across processes): "
+     "for work the main process does while the others wait")
     old = os.environ.get('WORLD_SIZE')
     if old is not None: os.environ['WORLD_SIZE'] = '1'
     try: yield
@@ -128,7 +132,8 @@ def main_process_alone():
 
 # %% ../notebooks/02b_distributed.ipynb #3b4b3e5b
 def _ranked(fn:callable) -> callable:
-    "`fn`, first telling fastai this process's rank: `debug_launcher` joins the group by a file, without `RANK` in the environment"
+    ("`fn`, first telling fastai this process's rank: `debug_launcher` joins the group by a file, "
+     "without `RANK` in the environment")
     def _inner(*args):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             os.environ.update(RANK=str(torch.distributed.get_rank()), LOCAL_RANK=str(torch.distributed.get_rank()))
@@ -136,7 +141,8 @@ def _ranked(fn:callable) -> callable:
     return _inner
 
 def _fork_one(fn:callable):
-    "Run `fn()` in one forked child process and wait for it; an exception there is raised here (with the child's traceback)"
+    ("Run `fn()` in one forked child process and wait for it; an exception there is raised here (with the child's "
+     "traceback)")
     import torch.multiprocessing as mp
     mp.start_processes(lambda i: fn(), nprocs=1, start_method='fork')
 
@@ -144,19 +150,23 @@ def launch(fn:callable, # what each process runs (it builds its own learner)
            processes:int, # how many processes
            gpus:int, # GPUs on this machine (`platform.gpu_names`, never CUDA itself)
           ):
-    "Run `fn` in `processes` forked processes (`notebook_launcher` on GPUs, `debug_launcher` on the CPU); with GPUs never in this process"
+    ("Run `fn` in `processes` forked processes (`notebook_launcher` on GPUs, `debug_launcher` on the CPU); "
+     "with GPUs never in this process")
     if processes == 1 and not gpus: return fn()   # the CPU alone: here (there is no CUDA to keep out of this process)
     from accelerate import notebook_launcher, debug_launcher
     threads, omp = torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS')
     # a fork after OpenMP started its threads: one thread in each child, or it waits forever (both settings are needed)
     torch.set_num_threads(1); os.environ['OMP_NUM_THREADS'] = '1'
     try:
-        if gpus >= processes and processes == 1: _fork_one(fn)   # Accelerate would run one process here, initialising CUDA
+        # Accelerate would run one process here, initialising CUDA
+        if gpus >= processes and processes == 1: _fork_one(fn)
         elif gpus >= processes: notebook_launcher(fn, num_processes=processes)
         else:
             try: debug_launcher(_ranked(fn), num_processes=processes)
-            except FileNotFoundError as e:   # the processes' file store removed its rendezvous file as their group ended,
-                if Path(str(e.filename)).parent != Path(tempfile.gettempdir()): raise   # and Accelerate deletes it again
+            except FileNotFoundError as e:
+                # the processes' file store removed its rendezvous file as their group ended,
+                # and Accelerate deletes it again
+                if Path(str(e.filename)).parent != Path(tempfile.gettempdir()): raise
     finally:
         torch.set_num_threads(threads)
         if omp is None: del os.environ['OMP_NUM_THREADS']

@@ -30,7 +30,8 @@ def _adopt(rf:RunFolder, resume_from) -> bool:
     "Copy the run folder `resume_from` into `rf` when `rf` has no run of its own; whether it was copied"
     if resume_from is None or rf.started() or rf.run_json.exists(): return False
     src = RunFolder(resume_from)
-    if not (src.started() or src.run_json.is_file()): raise SceneError(f"resume_from={src.path}: no run folder there (no state.json)")
+    if not (src.started() or src.run_json.is_file()):
+        raise SceneError(f"resume_from={src.path}: no run folder there (no state.json)")
     if is_main(): shutil.copytree(src.path, rf.path, dirs_exist_ok=True)
     init_distributed(); barrier()
     return True
@@ -44,19 +45,23 @@ def run_settings(data:str|Path, # the dataset root
                  cfg:RunConfig, # the run's settings
                  pseudo:dict=None, # {file: label} of pseudo-labelled training images
                 ) -> dict:
-    "What makes a run, as `run.json` and `state.json` keep it: the data, `cfg`'s run settings, the excluded and pseudo-labelled files"
+    ("What makes a run, as `run.json` and `state.json` keep it: the data, `cfg`'s run settings, "
+     "the excluded and pseudo-labelled files")
     res = dict(data=str(data), **cfg.run_settings())
-    if cfg.exclude is not None: res['exclude'] = sorted(str(f) for f in read_exclusions(data, cfg.exclude))   # checked before any work
+    # checked before any work
+    if cfg.exclude is not None: res['exclude'] = sorted(str(f) for f in read_exclusions(data, cfg.exclude))
     if pseudo: res['pseudo'] = sorted(pseudo.items())
     return res
 
 def _finished_answer(rf:RunFolder, settings:dict) -> dict:
-    "The finished run in `rf` when it was made with `settings`, said loudly; a `SceneError` naming the differences otherwise"
+    ("The finished run in `rf` when it was made with `settings`, said loudly; "
+     "a `SceneError` naming the differences otherwise")
     done = rf.finished()
     diff = config_differences(done, settings, lr_used=done.get('lr'))
-    if diff: raise SceneError(f"{rf.path} holds a finished run with other settings ({'; '.join(diff)}): set out to a new folder, "
-                              f"or delete {rf.path} to train again")
-    say(f"{'#'*100}\n# {rf.path} holds a FINISHED run of these settings ({done['accuracy']:.2%} on {done['n_valid']} validation images): "
+    if diff: raise SceneError(f"{rf.path} holds a finished run with other settings ({'; '.join(diff)}): "
+                              f"set out to a new folder, or delete {rf.path} to train again")
+    say(f"{'#'*100}\n# {rf.path} holds a FINISHED run of these settings "
+        f"({done['accuracy']:.2%} on {done['n_valid']} validation images): "
         f"NOT training again.\n# To train again: set out to a new folder, or delete {rf.path}.\n{'#'*100}")
     return done
 
@@ -64,23 +69,27 @@ def _finished_answer(rf:RunFolder, settings:dict) -> dict:
 def _dls_maker(path:Path, cfg:RunConfig, report, excluded, pseudo) -> callable:
     "`dls_at(size)`: the augmented DataLoaders of the run at an image size"
     ps = pd.DataFrame(dict(file=list(pseudo), label=list(pseudo.values()))) if pseudo else None
-    return lambda size: scene_aug_dls(path, size=size, bs=cfg.bs, seed=cfg.seed, check=cfg.check, valid_pct=cfg.valid_pct, fold=cfg.fold,
-                                      num_workers=cfg.num_workers, report=report, exclude=excluded, cache=cfg.cache,
-                                      progress=cfg.progress, augs=cfg.augs, pseudo=ps)
+    return lambda size: scene_aug_dls(path, size=size, bs=cfg.bs, seed=cfg.seed, check=cfg.check,
+                                      valid_pct=cfg.valid_pct, fold=cfg.fold, num_workers=cfg.num_workers,
+                                      report=report, exclude=excluded, cache=cfg.cache, progress=cfg.progress,
+                                      augs=cfg.augs, pseudo=ps)
 
 def _say_start(dls, cfg:RunConfig, rep, excluded, pseudo):
     if rep is not None and len(rep):
-        say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal ({'skipped' if cfg.check == 'skip' else 'none fatal'})")
+        say(f"Image check: {len(rep)} problem(s), {int(rep.fatal.sum())} fatal "
+            f"({'skipped' if cfg.check == 'skip' else 'none fatal'})")
     by = cfg.exclude if isinstance(cfg.exclude, (str, Path)) else 'the list given'
-    say(f"Train {len(dls.train_ds)} images{f' ({len(pseudo)} pseudo-labelled)' if pseudo else ''}, valid {len(dls.valid_ds)}"
-        f"{f' ({len(excluded)} excluded by {by})' if excluded else ''}; {cfg.arch} ({cfg.weights} weights), sizes {cfg.sizes}, "
-        f"{cfg.freeze_epochs} frozen + {cfg.epochs} epochs, bs {cfg.bs}, {'cuda' if dls.device.type == 'cuda' else 'cpu'}"
+    say(f"Train {len(dls.train_ds)} images{f' ({len(pseudo)} pseudo-labelled)' if pseudo else ''}, "
+        f"valid {len(dls.valid_ds)}{f' ({len(excluded)} excluded by {by})' if excluded else ''}; "
+        f"{cfg.arch} ({cfg.weights} weights), sizes {cfg.sizes}, {cfg.freeze_epochs} frozen + {cfg.epochs} epochs, "
+        f"bs {cfg.bs}, {'cuda' if dls.device.type == 'cuda' else 'cpu'}"
         + (f", {n_processes()} processes of {process_bs(cfg.bs)} images a step each" if n_processes() > 1 else ''))
 
 # %% ../notebooks/05_experiment.ipynb #79455b14
 def _run_learner(dls, cfg:RunConfig, rf:RunFolder) -> Learner:
     "The run's learner, and its augmented batch drawn into the run folder"
-    with main_first(): prefetch_weights(cfg.arch, cfg.weights)   # in a launch, one download (the main process's) into the cache all read
+    # in a launch, one download (the main process's) into the cache all read
+    with main_first(): prefetch_weights(cfg.arch, cfg.weights)
     learn = scene_learner(dls, cfg.arch, cfg.weights, head=cfg.head, label_smoothing=cfg.label_smoothing, path=rf.path,
                           cbs=[MixUp(cfg.mixup)] if cfg.mixup else None)
     learn.caption = cfg.caption
@@ -90,13 +99,16 @@ def _run_learner(dls, cfg:RunConfig, rf:RunFolder) -> Learner:
         plt.close(save_figure(fig, rf.aug_batch))
     return learn
 
-def _finish(learn, rf:RunFolder, cfg:RunConfig, settings:dict, run:dict, secs:float, procs:int, data_line:str, pseudo) -> dict:
+def _finish(learn, rf:RunFolder, cfg:RunConfig, settings:dict, run:dict, secs:float, procs:int, data_line:str,
+            pseudo) -> dict:
     "In the main process, after training: export the model, write the report and `run.json`; `run.json`'s dict"
     export_scene_learner(learn, rf.model)
-    with (learn.no_bar() if not cfg.progress else contextlib.nullcontext()): rep = scene_report(learn, rf.report, k=cfg.k, caption=cfg.caption)
+    with (learn.no_bar() if not cfg.progress else contextlib.nullcontext()):
+        rep = scene_report(learn, rf.report, k=cfg.k, caption=cfg.caption)
     res = dict(settings, lr=run['lr'], lr_from='lr_find' if cfg.lr is None else 'given', data_line=data_line,
-               accuracy=rep.metrics['accuracy'], n_valid=rep.metrics['n'], n_train=len(learn.dls.train_ds), n_pseudo=len(pseudo or ()),
-               processes=procs, train_seconds=round(secs, 1), caption=cfg.caption, version=scene_cls.__version__)
+               accuracy=rep.metrics['accuracy'], n_valid=rep.metrics['n'], n_train=len(learn.dls.train_ds),
+               n_pseudo=len(pseudo or ()), processes=procs, train_seconds=round(secs, 1), caption=cfg.caption,
+               version=scene_cls.__version__)
     rf.write_run(res)
     say(f"Done: accuracy {res['accuracy']:.2%} on {res['n_valid']} validation images, {secs:.0f}s of training. "
         f"Model {rf.model}, report {rf.report/'report.md'}")
@@ -106,10 +118,13 @@ def _finish(learn, rf:RunFolder, cfg:RunConfig, settings:dict, run:dict, secs:fl
 def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
               out:str|Path='runs/scene', # the run folder (`RunFolder`)
               cfg:RunConfig=None, # the run's settings; None: `RunConfig()`, the defaults
-              resume:bool|None=False, # True: continue the run in `out`; None: continue it if unfinished, return it if finished
-              resume_from:str|Path=None, # an earlier run folder to copy into `out` first and continue (a previous session's)
+              # True: continue the run in `out`; None: continue it if unfinished, return it if finished
+              resume:bool|None=False,
+              # an earlier run folder to copy into `out` first and continue (a previous session's)
+              resume_from:str|Path=None,
               report:pd.DataFrame=None, # a `check_images` report of `data` to reuse instead of checking again
-              pseudo=None, # pseudo-labelled images to train on too (`data.read_pseudo`: a DataFrame or CSV of file, label)
+              # pseudo-labelled images to train on too (`data.read_pseudo`: a DataFrame or CSV of file, label)
+              pseudo=None,
               data_line:str=None, # how the data was found, kept in run.json
               **changes, # settings that change `cfg`, e.g. `epochs=3`
              ) -> dict|None:
@@ -128,7 +143,8 @@ def scene_run(data:str|Path, # the dataset root (`find_scene_data`)
     dls = dls_at(cfg.sizes[0])
     _say_start(dls, cfg, rep, settings.get('exclude'), pseudo)
     learn, t0 = _run_learner(dls, cfg, rf), time.time()
-    with (learn.no_bar() if not (cfg.progress and is_main()) else contextlib.nullcontext()):   # in a launch, one progress bar: the main process's
+    # in a launch, one progress bar: the main process's
+    with (learn.no_bar() if not (cfg.progress and is_main()) else contextlib.nullcontext()):
         run = fit_scene(learn, dls_at, rf.path, cfg, resume=resume, settings=settings)
     secs, procs = time.time() - t0, n_processes()
     if not finish_distributed(): return None      # the main process exports and reports, alone
@@ -152,7 +168,8 @@ def training_curves(run_dir:str|Path, # a run folder with a log.csv
     a1.legend(); a1.set_ylabel('loss')
     stages = ', '.join(f"{g.epoch.size} at {g['size'].iloc[0]}px" for _, g in log.groupby('stage'))
     title = f'{run_dir.name}: {len(log)} epochs by stage: {stages} (dotted: a new stage)'
-    fig.suptitle(f'{caption}\n{title}' if caption else title, color='darkred' if caption else 'black'); fig.tight_layout()
+    fig.suptitle(f'{caption}\n{title}' if caption else title, color='darkred' if caption else 'black')
+    fig.tight_layout()
     return save_figure(fig, ifnone(fname, run_dir/'curves.png'))
 
 # %% ../notebooks/05_experiment.ipynb #c743d5d9
@@ -160,8 +177,10 @@ def compare_exclusion(path:str|Path, # dataset root
                       exclude, # the exclusion list to test: a file, or paths relative to `path`
                       seeds=(0, 1, 2), # a pair of runs per seed
                       eval_dirs:dict=None, # {name: labelled folder} evaluated besides the valid split
-                      cfg:RunConfig=None, # the settings of both arms (their seed and exclusion aside); None: the defaults
-                      run_dir:str|Path='runs/compare-exclusion', # the runs' folders go here, `seed0_all`, `seed0_cleaned`, ...
+                      # the settings of both arms (their seed and exclusion aside); None: the defaults
+                      cfg:RunConfig=None,
+                      # the runs' folders go here, `seed0_all`, `seed0_cleaned`, ...
+                      run_dir:str|Path='runs/compare-exclusion',
                       **changes, # settings that change `cfg`
                      ) -> pd.DataFrame:
     "Accuracy with and without the excluded training images, one row per (seed, arm, evaluation set)"

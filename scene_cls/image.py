@@ -42,4 +42,5 @@ class SquishResize(Resize):
     "fastai's `Resize(size, method='squish')`, the same pixels without its no-op crop and pad"
     def __init__(self, size:int|tuple, # side, or (height, width)
                 ): super().__init__(size, method=ResizeMethod.Squish)
-    def encodes(self, x:Image.Image): return x.resize(self.size, self.mode_mask if isinstance(x, PILMask) else self.mode)
+    def encodes(self, x:Image.Image):
+        return x.resize(self.size, self.mode_mask if isinstance(x, PILMask) else self.mode)

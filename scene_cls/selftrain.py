@@ -23,16 +23,21 @@ __all__ = ['NOISY_AUGS', 'pseudo_labels', 'self_train']
 def pseudo_labels(model, # the teacher: a fastai learner or an ONNX model (`load_scene_model`)
                   files, # the unlabelled images: files and folders (`predict.list_inputs`)
                   threshold:float=0.9, # keep a prediction at least this confident
-                  per_class:int=None, # at most this many per class; None: as many as the class with the fewest confident ones (balanced)
+                  # at most this many per class; None: as many as the class with the fewest confident ones (balanced)
+                  per_class:int=None,
                   bs:int=64, # batch size
                   progress:bool=True, # a progress bar
                  ) -> pd.DataFrame:
-    "One row per file: file, label, confidence, keep (a pseudo-label to train on), error (a file that could not be read)"
+    ("One row per file: file, label, confidence, keep (a pseudo-label to train on), "
+     "error (a file that could not be read)")
     rows = pd.DataFrame(predict_rows(model, files, bs=bs, progress=progress))
-    df = pd.DataFrame(dict(file=rows.path, label=rows.predicted, confidence=pd.to_numeric(rows.confidence, errors='coerce'), error=rows.error))
+    df = pd.DataFrame(dict(file=rows.path, label=rows.predicted,
+                           confidence=pd.to_numeric(rows.confidence, errors='coerce'), error=rows.error))
     ok = df[(df.error == '') & (df.confidence >= threshold)]
-    n = per_class if per_class is not None else ok.label.value_counts().min() if len(ok) else 0   # the rarest class the teacher is sure of somewhere
-    df['keep'] = df.index.isin(ok.sort_values('confidence', ascending=False, kind='stable').groupby('label').head(n).index)
+    # the rarest class the teacher is sure of somewhere
+    n = per_class if per_class is not None else ok.label.value_counts().min() if len(ok) else 0
+    df['keep'] = df.index.isin(
+        ok.sort_values('confidence', ascending=False, kind='stable').groupby('label').head(n).index)
     return df[['file', 'label', 'confidence', 'keep', 'error']]
 
 # %% ../notebooks/05b_selftrain.ipynb #30087df6
@@ -44,9 +49,11 @@ def self_train(data:str|Path, # the labelled dataset root
                teacher:str|Path=None, # a trained model (model.pkl or .onnx) as the teacher; None: train one with `cfg`
                threshold:float=0.9, # a pseudo-label needs at least this confidence
                per_class:int=None, # at most this many pseudo-labels per class; None: balanced to the rarest class
-               cfg:RunConfig=None, # the settings of the teacher and the student (whose augmentation is `augs`); None: the defaults
+               # the settings of the teacher and the student (whose augmentation is `augs`); None: the defaults
+               cfg:RunConfig=None,
                augs:dict=NOISY_AUGS, # the student's augmentation (`scene_augs` settings)
-               resume:bool|None=None, # the student's run: True continue it, None continue or return it when finished, False start anew
+               # the student's run: True continue it, None continue or return it when finished, False start anew
+               resume:bool|None=None,
                report:pd.DataFrame=None, # a `check_images` report of `data` to reuse
                data_line:str=None, # how the data was found, kept in run.json
                **changes, # settings that change `cfg`
@@ -54,18 +61,23 @@ def self_train(data:str|Path, # the labelled dataset root
     "Train a teacher (or take one), pseudo-label `unlabelled`, train a student on both; the student's `run.json` dict"
     cfg, rf = (cfg or RunConfig()).replace(**changes), RunFolder(out)
     if teacher is None:
-        if n_processes() > 1: raise SceneError("in a launch of several processes, train the teacher first (a plain train run) and pass it as teacher")
+        if n_processes() > 1:
+            raise SceneError("in a launch of several processes, train the teacher first (a plain train run) "
+                             "and pass it as teacher")
         t = scene_run(data, rf.teacher.path, cfg, resume=None, report=report, data_line=data_line)
         teacher, t_acc = rf.teacher.model, t['accuracy']
     else: t_acc = (finished_run(Path(teacher).parent) or {}).get('accuracy')
     csv = rf.pseudo_labels
     init_distributed()
-    fresh = csv.exists() and csv.stat().st_mtime >= Path(teacher).stat().st_mtime   # labelled by this teacher (not an older one)
+    # labelled by this teacher (not an older one)
+    fresh = csv.exists() and csv.stat().st_mtime >= Path(teacher).stat().st_mtime
     if is_main() and not fresh:   # the main process labels; the others wait for its file
         rf.path.mkdir(parents=True, exist_ok=True)
-        with main_process_alone(): df = pseudo_labels(load_scene_model(teacher), unlabelled, threshold, per_class, progress=cfg.progress)
+        with main_process_alone():
+            df = pseudo_labels(load_scene_model(teacher), unlabelled, threshold, per_class, progress=cfg.progress)
         write_atomic(csv, lambda tmp: df.to_csv(tmp, index=False))
-        say(f"Pseudo-labels: {int(df.keep.sum())} of {len(df)} unlabelled images kept (confidence >= {threshold}, balanced over classes); "
+        say(f"Pseudo-labels: {int(df.keep.sum())} of {len(df)} unlabelled images kept "
+            f"(confidence >= {threshold}, balanced over classes); "
             f"{int((df.error != '').sum())} unreadable. Review {csv}")
     barrier()
     df = pd.read_csv(csv, keep_default_na=False)
@@ -74,5 +86,6 @@ def self_train(data:str|Path, # the labelled dataset root
     if res is None: return None
     res.update(teacher=str(teacher), teacher_accuracy=t_acc, pseudo_csv=str(csv), threshold=threshold)
     rf.write_run(res)
-    say(f"Teacher {t_acc if t_acc is None else format(t_acc, '.2%')} -> student {res['accuracy']:.2%} on {res['n_valid']} validation images")
+    say(f"Teacher {t_acc if t_acc is None else format(t_acc, '.2%')} -> student {res['accuracy']:.2%} "
+        f"on {res['n_valid']} validation images")
     return res

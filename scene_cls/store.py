@@ -27,7 +27,8 @@ def store_dir() -> Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'scene_cls'/'stores'
 
 def _store_name(files:list, size:int) -> tuple:
-    "(family, key) of a store: a hash of the file names and size; a hash of those and each file's length and modification time"
+    ("(family, key) of a store: a hash of the file names and size; "
+     "a hash of those and each file's length and modification time")
     fam = hashlib.sha1(json.dumps([size, files]).encode()).hexdigest()[:12]
     stats = [(s.st_size, s.st_mtime_ns) for s in map(os.stat, files)]
     return fam, hashlib.sha1(json.dumps([fam, stats]).encode()).hexdigest()[:12]
@@ -36,7 +37,8 @@ def _store_name(files:list, size:int) -> tuple:
 class ImageStore:
     "`files` decoded once, `size`x`size` RGB uint8 channels first, in the memory-mapped file `path/pixels.u8`"
     def __init__(self, path:Path, # the store's folder
-                 files:list, # absolute file names (`os.path.abspath`: `..` resolved, links kept), in the order of the rows
+                 # absolute file names (`os.path.abspath`: `..` resolved, links kept), in the order of the rows
+                 files:list,
                  size:int, # side of the stored images
                 ):
         self.path, self.files, self.size, self._arr = Path(path), list(files), size, None
@@ -45,7 +47,8 @@ class ImageStore:
     @property
     def pixels(self) -> np.ndarray:
         "All the images, (n, 3, size, size) uint8, read-only; opened in each process when first used"
-        if self._arr is None: self._arr = np.memmap(self.path/'pixels.u8', np.uint8, 'r', shape=(len(self), 3, self.size, self.size))
+        if self._arr is None:
+            self._arr = np.memmap(self.path/'pixels.u8', np.uint8, 'r', shape=(len(self), 3, self.size, self.size))
         return self._arr
 
     def __len__(self): return len(self.files)
@@ -55,7 +58,8 @@ class ImageStore:
         return self.rows.get(os.path.abspath(f)) if isinstance(f, (str, Path)) else None
     def image(self, i:int) -> TensorImage: return TensorImage(torch.from_numpy(np.array(self.pixels[i])))
     def batch(self, rows) -> TensorImage:
-        "The images of `rows`, one uint8 tensor; torch allocates it (numpy's buffers of a few MB made the heap grow batch after batch)"
+        ("The images of `rows`, one uint8 tensor; torch allocates it (numpy's buffers of a few MB made the heap grow "
+         "batch after batch)")
         res = torch.empty((len(rows), 3, self.size, self.size), dtype=torch.uint8)
         np.take(self.pixels, np.asarray(rows), axis=0, out=res.numpy())
         return TensorImage(res)
@@ -66,14 +70,16 @@ class ImageStore:
 def _decoded(f:Path, size:int) -> np.ndarray:
     "The pixels the JPEG path gives a model for `f`: `SceneImage.create`, then `SquishResize`; channels first"
     try: return np.asarray(SquishResize(size)(SceneImage.create(f))).transpose(2, 0, 1)
-    except Exception as e: raise SceneError(f"{f}: cannot be decoded into the image store ({type(e).__name__}: {e})") from None
+    except Exception as e:
+        raise SceneError(f"{f}: cannot be decoded into the image store ({type(e).__name__}: {e})") from None
 
 def _open_store(path:Path, files:list, size:int) -> ImageStore|None:
     "The store at `path` when it is complete and made by this version; else `None`, with a message when one was there"
     if not path.is_dir(): return None
     try:
         idx = json.loads((path/'index.json').read_text())
-        why = ('made by another version of scene_cls or Pillow' if (idx['version'], idx['pillow']) != (STORE_VERSION, Image.__version__) else
+        why = ('made by another version of scene_cls or Pillow'
+               if (idx['version'], idx['pillow']) != (STORE_VERSION, Image.__version__) else
                'its files are not these' if (idx['size'], idx['files']) != (size, files) else
                'truncated' if (path/'pixels.u8').stat().st_size != len(files)*3*size*size else None)
     except (OSError, ValueError, KeyError) as e: why = f'unreadable ({type(e).__name__})'
@@ -96,14 +102,16 @@ def _build_store(path:Path, files:list, size:int, n_workers:int, progress:bool) 
         def _put(i): px[i] = _decoded(files[i], size)
         parallel(_put, range(len(files)), threadpool=True, n_workers=n_workers, progress=progress and len(files) > 1)
         px.flush(); del px
-        (tmp/'index.json').write_text(json.dumps(dict(version=STORE_VERSION, pillow=Image.__version__, size=size, files=files)))
+        (tmp/'index.json').write_text(json.dumps(dict(version=STORE_VERSION, pillow=Image.__version__, size=size,
+                                                      files=files)))
         try: os.rename(tmp, path)
         except OSError: shutil.rmtree(tmp)   # another process finished the same store first: its copy is the same
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     return ImageStore(path, files, size)
 
 def _drop_stale(path:Path):
-    "Remove the other stores of the same files and size (older modification times), and temporary folders of processes gone"
+    ("Remove the other stores of the same files and size (older modification times), "
+     "and temporary folders of processes gone")
     fam, size = path.name.split('-')[:2]
     for p in path.parent.glob(f"{fam}-{size}-*"):
         if p == path: continue
@@ -118,14 +126,16 @@ def image_store(files:list, # image files; the ones the check drops are left out
                 n_workers:int=None, # threads decoding; default: the number of CPUs
                 progress:bool=True, # a progress bar while building
                ) -> ImageStore:
-    "The store of `files` at `size`: opened when one of the same files, lengths and modification times exists, else built"
+    ("The store of `files` at `size`: opened when one of the same files, lengths and modification times exists, "
+     "else built")
     files = [os.path.abspath(f) for f in files]
     fam, key = _store_name(files, size)
     path = Path(ifnone(folder, store_dir())).expanduser()/f"{fam}-{size}px-{key}"
     group = torch.distributed.is_available() and torch.distributed.is_initialized()
     if group and rank_distrib() != 0:   # a launch: the main process builds it, the others wait and open it
         torch.distributed.barrier()
-        if (res := _open_store(path, files, size)) is None: raise SceneError(f"{path}: the main process did not build the image store")
+        if (res := _open_store(path, files, size)) is None:
+            raise SceneError(f"{path}: the main process did not build the image store")
         return res
     res = _open_store(path, files, size)
     if res is None:
@@ -139,8 +149,10 @@ def image_store(files:list, # image files; the ones the check drops are left out
 
 # %% ../notebooks/01a_store.ipynb #211ae744
 class StoredImage(Transform):
-    "Type transform: an item's pixels (a uint8 `TensorImage`) from `store` when it holds the file, else the file read as `SceneImage`"
-    input_types = (Path, str, Tensor, ndarray, bytes, Image.Image)   # what `SceneImage.create` takes: `test_dl` finds its place by them
+    ("Type transform: an item's pixels (a uint8 `TensorImage`) from `store` when it holds the file, "
+     "else the file read as `SceneImage`")
+    # what `SceneImage.create` takes: `test_dl` finds its place by them
+    input_types = (Path, str, Tensor, ndarray, bytes, Image.Image)
     def __init__(self,
                  store:ImageStore, # the image store the items are read from
                 ): super().__init__(); self.store = store
@@ -150,13 +162,15 @@ class StoredImage(Transform):
 
 # %% ../notebooks/01a_store.ipynb #442e5bf5
 def _store_batches(ds) -> tuple|None:
-    "(store, rows, stacked targets) when `ds`'s items are all in the image store it reads from; else `None` (cached on `ds`)"
+    ("(store, rows, stacked targets) when `ds`'s items are all in the image store it reads from; "
+     "else `None` (cached on `ds`)")
     if '_stored' not in ds.__dict__:
         tls = getattr(ds, 'tls', None)
         tfm = first(t for t in tls[0].tfms.fs if isinstance(t, StoredImage)) if tls else None
         rows = [tfm.store.row(f) for f in tls[0].items] if tfm is not None and len(tfm.store) else []
         ok = len(rows) > 0 and None not in rows
-        ds.__dict__['_stored'] = (tfm.store, np.array(rows), [fa_collate([tl[i] for i in range(len(tl))]) for tl in tls[1:]]) if ok else None
+        ds.__dict__['_stored'] = (tfm.store, np.array(rows),
+                                  [fa_collate([tl[i] for i in range(len(tl))]) for tl in tls[1:]]) if ok else None
     return ds.__dict__['_stored']
 
 class StoreDL(TfmdDL):
@@ -173,9 +187,12 @@ def _fits(n:int, size:int, folder:Path) -> str|None:
     need = n*3*size*size
     try: mem = os.sysconf('SC_PAGE_SIZE')*os.sysconf('SC_PHYS_PAGES')
     except (ValueError, OSError, AttributeError): mem = None
-    if mem and need > mem/2: return f"{need/2**30:.1f} GiB of decoded images is more than half of this machine's memory ({mem/2**30:.0f} GiB)"
+    if mem and need > mem/2:
+        return (f"{need/2**30:.1f} GiB of decoded images is more than half of this machine's memory "
+                f"({mem/2**30:.0f} GiB)")
     d = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if d is not None and need > 0.9*shutil.disk_usage(d).free: return f"{need/2**30:.1f} GiB would not fit on the disk of {folder}"
+    if d is not None and need > 0.9*shutil.disk_usage(d).free:
+        return f"{need/2**30:.1f} GiB would not fit on the disk of {folder}"
     return None
 
 def dls_store(files:list, # the images to store
@@ -183,16 +200,20 @@ def dls_store(files:list, # the images to store
               cache, # 'auto' (when it fits in memory), True, a folder, or False/'off'
               progress:bool=True, # a progress bar while the store is built
              ) -> ImageStore|None:
-    "The image store `scene_dls(cache=...)` uses: 'auto' (when it fits in memory), True, a folder; `None` for False or 'off'"
+    ("The image store `scene_dls(cache=...)` uses: 'auto' (when it fits in memory), True, a folder; "
+     "`None` for False or 'off'")
     if cache is None or cache is False or cache == 'off': return None
     if cache not in ('auto', True, 'on'):
         try: return image_store(files, size, cache, progress=progress)
-        except OSError as e: raise SceneError(f"{cache}: cannot write the image store there ({type(e).__name__}: {e})") from None
+        except OSError as e:
+            raise SceneError(f"{cache}: cannot write the image store there ({type(e).__name__}: {e})") from None
     why = _fits(len(files), size, store_dir()) if cache == 'auto' else None
     if why is None:
         try: return image_store(files, size, progress=progress)
         except OSError as e:
-            if cache != 'auto': raise SceneError(f"{store_dir()}: cannot write the image store there ({type(e).__name__}: {e})") from None
+            if cache != 'auto':
+                raise SceneError(f"{store_dir()}: cannot write the image store there "
+                                 f"({type(e).__name__}: {e})") from None
             why = f"cannot write to {store_dir()}: {type(e).__name__}"
     if rank_distrib() == 0: print(f"No image store ({why}): the images are decoded every epoch")
     return None

@@ -30,7 +30,8 @@ def _facades(d, s, rng, x0, x1, ground):
         c = tuple(int(v) for v in rng.integers(70, 190, 3))
         d.rectangle([x, top, x+w, ground], fill=c)
         for wy in range(top+4, ground-6, 9):
-            for wx in range(x+3, x+w-5, 8): d.rectangle([wx, wy, wx+3, wy+4], fill=(230,225,170) if rng.random()<.3 else (40,50,70))
+            for wx in range(x+3, x+w-5, 8):
+                d.rectangle([wx, wy, wx+3, wy+4], fill=(230,225,170) if rng.random()<.3 else (40,50,70))
         x += w + int(rng.integers(0, 6))
 
 # %% ../notebooks/00b_synthetic.ipynb #04cb5392
@@ -42,9 +43,11 @@ def _draw_forest(d, s, rng):
     d.rectangle([0,0,s,s], fill=tuple(int(v) for v in (rng.integers(20,60), rng.integers(70,120), rng.integers(20,50))))
     for _ in range(int(rng.integers(25, 45))):
         x, w = int(rng.integers(0, s)), int(rng.integers(2, 7))
-        d.rectangle([x, 0, x+w, s], fill=tuple(int(v) for v in (rng.integers(60,110), rng.integers(40,70), rng.integers(20,40))))
+        d.rectangle([x, 0, x+w, s],
+                    fill=tuple(int(v) for v in (rng.integers(60,110), rng.integers(40,70), rng.integers(20,40))))
         cy, r = int(rng.integers(0, s)), int(rng.integers(s//12, s//5))
-        d.ellipse([x-r, cy-r, x+r, cy+r], fill=(int(rng.integers(10,70)), int(rng.integers(90,170)), int(rng.integers(10,60))))
+        d.ellipse([x-r, cy-r, x+r, cy+r],
+                  fill=(int(rng.integers(10,70)), int(rng.integers(90,170)), int(rng.integers(10,60))))
 
 # %% ../notebooks/00b_synthetic.ipynb #d29a3de7
 def _draw_glacier(d, s, rng):
@@ -81,7 +84,8 @@ def _draw_street(d, s, rng):
     _facades(d, s, rng, -5, s//3, int(s*.8)); _facades(d, s, rng, 2*s//3, s, int(s*.8))
     vx = s//2 + int(rng.integers(-s//8, s//8))
     d.polygon([(vx-4, g), (vx+4, g), (s, s), (0, s)], fill=tuple([int(rng.integers(60,100))]*3))
-    for t in np.linspace(0.1, 0.9, 5): d.line([(vx, g + (s-g)*t), (vx, g + (s-g)*(t+0.08))], fill=(240,240,240), width=2)
+    for t in np.linspace(0.1, 0.9, 5):
+        d.line([(vx, g + (s-g)*t), (vx, g + (s-g)*(t+0.08))], fill=(240,240,240), width=2)
 
 _DRAW = dict(buildings=_draw_buildings, forest=_draw_forest, glacier=_draw_glacier,
              mountain=_draw_mountain, sea=_draw_sea, street=_draw_street)
@@ -112,10 +116,12 @@ def make_synthetic_scenes(dest:str|Path=None, # where to write; default `~/.cach
     for split, n, off in (('seg_train', n_train, 0), ('seg_test', n_valid, 10**6)):
         for c in CLASSES:
             (dest/split/split/c).mkdir(parents=True, exist_ok=True)
-            for i in range(n): synthetic_scene(c, seed+off+i, size).save(dest/split/split/c/f'{c}_{i:05d}.jpg', quality=90)
+            for i in range(n):
+                synthetic_scene(c, seed+off+i, size).save(dest/split/split/c/f'{c}_{i:05d}.jpg', quality=90)
     (dest/'seg_pred'/'seg_pred').mkdir(parents=True, exist_ok=True)
     for i in range(n_pred):
-        synthetic_scene(CLASSES[i % len(CLASSES)], seed+2*10**6+i, size).save(dest/'seg_pred'/'seg_pred'/f'{i:05d}.jpg', quality=90)
+        synthetic_scene(CLASSES[i % len(CLASSES)], seed+2*10**6+i, size).save(dest/'seg_pred'/'seg_pred'/f'{i:05d}.jpg',
+                                                                              quality=90)
     (dest/'SYNTHETIC.txt').write_text(stamp)
     return dest
 

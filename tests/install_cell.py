@@ -6,13 +6,16 @@ SCENE_CLS_VERSION = '0.1.0'      # the release of scene_cls this notebook goes w
 SCENE_CLS_EXTRAS = 'lite0,kaggle'  # EfficientNet-Lite0 weights (quick mode, CPU runs) and kagglehub (Colab)
 import collections, fnmatch, os, subprocess, sys
 from pathlib import Path
-platform_name = 'Kaggle' if os.environ.get('KAGGLE_KERNEL_RUN_TYPE') else 'Colab' if 'COLAB_RELEASE_TAG' in os.environ else 'local'
+platform_name = ('Kaggle' if os.environ.get('KAGGLE_KERNEL_RUN_TYPE') else
+                 'Colab' if 'COLAB_RELEASE_TAG' in os.environ else 'local')
 
 def _pip(*args):
-    return subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--disable-pip-version-check', *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--disable-pip-version-check', *args],
+                          capture_output=True, text=True)
 
 def find_wheels(roots, pattern='scene_cls-*.whl', max_dirs=5000):
-    "Files named like `pattern` under each (folder, depth) of `roots`, breadth first; links followed, each folder read once"
+    ("Files named like `pattern` under each (folder, depth) of `roots`, breadth first; links followed, "
+     "each folder read once")
     found, seen, todo = [], set(), collections.deque((Path(r), 0, d) for r, d in roots)
     while todo and len(seen) < max_dirs:
         folder, depth, most = todo.popleft()
@@ -24,7 +27,8 @@ def find_wheels(roots, pattern='scene_cls-*.whl', max_dirs=5000):
         for e in entries:
             try:
                 if fnmatch.fnmatch(e.name, pattern) and e.is_file(): found.append(Path(e.path))
-                elif depth < most and not e.name.startswith('.') and e.is_dir(): todo.append((Path(e.path), depth + 1, most))
+                elif depth < most and not e.name.startswith('.') and e.is_dir():
+                    todo.append((Path(e.path), depth + 1, most))
             except OSError: pass
     return found
 
@@ -36,19 +40,21 @@ def install_scene_cls() -> str:
     except ImportError: pass
     wheels = find_wheels([(os.environ.get('SCENE_CLS_KAGGLE_INPUT', '/kaggle/input'), 7), (Path.cwd(), 2)])
     if wheels:
-        whl = max(wheels, key=lambda w: (w.name.split('-')[1] == SCENE_CLS_VERSION, w.name))   # this notebook's version first
+        # this notebook's version first
+        whl = max(wheels, key=lambda w: (w.name.split('-')[1] == SCENE_CLS_VERSION, w.name))
         req = f'scene_cls[{SCENE_CLS_EXTRAS}] @ {whl.as_uri()}'
-        r = _pip('--no-index', '--find-links', str(whl.parent), req)          # offline: only the wheels beside it
+        r = _pip('--no-index', '--find-links', str(whl.parent), req)   # offline: only the wheels beside it
         how = f'the wheel {whl} (offline, with the wheels beside it)'
-        if r.returncode:                                                     # some dependency is not there: the package index
+        if r.returncode:                                               # some dependency is not there: the package index
             r = _pip('--find-links', str(whl.parent), req)
             how = f'the wheel {whl}, its missing dependencies from the package index'
     else:
         req = f'scene_cls[{SCENE_CLS_EXTRAS}] @ git+https://github.com/scene-cls/scene_cls@v{SCENE_CLS_VERSION}'
         r, how = _pip(req), f'the repository at tag v{SCENE_CLS_VERSION}'
     if r.returncode:
-        raise RuntimeError(f'Could not install scene_cls from {how}. On Kaggle, switch Internet on, or attach a dataset with '
-                           f'the wheels (see the README: "Kaggle with internet off"). pip said:\n{r.stderr[-3000:]}')
+        raise RuntimeError(f'Could not install scene_cls from {how}. On Kaggle, switch Internet on, or attach a '
+                           f'dataset with the wheels (see the README: "Kaggle with internet off"). '
+                           f'pip said:\n{r.stderr[-3000:]}')
     import importlib; importlib.invalidate_caches()
     import scene_cls
     return f'installed scene_cls {scene_cls.__version__} from {how}'
