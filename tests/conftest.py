@@ -74,18 +74,23 @@ SLOW_TESTS = {'test_train_writes_the_run_folder', 'test_the_image_store_trains_t
               'test_kaggle_rehearsal_two_processes_offline_wheel', 'test_colab_rehearsal_kagglehub_without_login',
               'test_rebuilt_from_the_kaggle_layout_byte_for_byte'}
 
-# The platform rehearsals build a fresh environment of Colab's or Kaggle's own package set from the package registries
-# (20-40 minutes on 2 cores, and a registry that resolves the platform's pins): more than CI's 30 minutes hold. They
-# run when asked for, `pytest -m platform` (or `python scripts/rehearse.py`), and are skipped, saying so, otherwise.
+# The long tier: what takes minutes each and would push CI past its 30 minutes on 2 cores. The platform rehearsals
+# build a fresh environment of Colab's or Kaggle's own package set from the package registries (20-40 minutes); the
+# quick bench runs every bench group (5 minutes); the real-image accuracy run trains Lite0 for 5 epochs at 224 px
+# (5 minutes). They run when asked for, `pytest -m long` (the rehearsals alone: `pytest -m platform`, or
+# `python scripts/rehearse.py`), and are skipped, saying so, otherwise.
 PLATFORM_TESTS = {'test_kaggle_rehearsal_two_processes_offline_wheel', 'test_colab_rehearsal_kagglehub_without_login'}
+LONG_TESTS = PLATFORM_TESTS | {'test_quick_bench_writes_results_of_the_documented_shape', 'test_lite0_recipe_reaches_85_percent_on_real_images'}
 
 def pytest_collection_modifyitems(config, items):
-    asked = 'platform' in (config.option.markexpr or '')
+    asked = config.option.markexpr or ''
     for it in items:
         if it.module.__name__.split('.')[-1] in SLOW_MODULES or it.originalname in SLOW_TESTS: it.add_marker(pytest.mark.slow)
-        if it.originalname in PLATFORM_TESTS:
-            it.add_marker(pytest.mark.platform)
-            if not asked: it.add_marker(pytest.mark.skip(reason="a platform rehearsal (20-40 min, builds the platform's package set): pytest -m platform"))
+        if it.originalname in PLATFORM_TESTS: it.add_marker(pytest.mark.platform)
+        if it.originalname in LONG_TESTS:
+            it.add_marker(pytest.mark.long)
+            if not ('long' in asked or (it.originalname in PLATFORM_TESTS and 'platform' in asked)):
+                it.add_marker(pytest.mark.skip(reason='the long tier (minutes each; tests/conftest.py): pytest -m long'))
 
 _tier_seconds = {'fast': 0.0, 'slow': 0.0}
 
